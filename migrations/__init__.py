@@ -1,0 +1,1 @@
+"""Alembic migrations: the database schema, written as DDL (no ORM models)."""

@@ -1,0 +1,62 @@
+"""Sources: the documents records are drawn from, optionally with their full text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+from uuid import UUID
+
+from msgspec import UNSET, Meta, UnsetType, field
+
+from schemas.common import Base, ExternalIds, Label, RequestBase, ShortText
+
+SourceKind = Literal["news_article", "official_document", "report", "dataset"]
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\s\x00]+$")]
+Language = Annotated[str, Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", examples=["en"])]
+SourceText = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
+
+
+class Source(Base, kw_only=True):
+    id: UUID
+    version: int
+    kind: SourceKind
+    title: str
+    url: str | None = None
+    publisher: str | None = None
+    published_on: dt.date | None = None
+    retrieved_at: dt.datetime
+    language: str | None = None
+    text: str | None = None
+    sha256: str | None = None
+    external_ids: dict[str, str] = field(default_factory=dict)
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SourceCreate(RequestBase, kw_only=True):
+    kind: SourceKind
+    title: ShortText
+    url: Url | None = None
+    publisher: Label | None = None
+    published_on: dt.date | None = None
+    retrieved_at: dt.datetime | None = None
+    language: Language | None = None
+    text: SourceText | None = None
+    external_ids: ExternalIds = field(default_factory=dict)
+
+
+class SourcePatch(RequestBase, kw_only=True):
+    kind: SourceKind | UnsetType = UNSET
+    title: ShortText | UnsetType = UNSET
+    url: Url | None | UnsetType = UNSET
+    publisher: Label | None | UnsetType = UNSET
+    published_on: dt.date | None | UnsetType = UNSET
+    retrieved_at: dt.datetime | UnsetType = UNSET
+    language: Language | None | UnsetType = UNSET
+    text: SourceText | None | UnsetType = UNSET
+    external_ids: ExternalIds | UnsetType = UNSET
+
+
+class SourcePage(Base, kw_only=True):
+    data: list[Source]
+    next_cursor: str | None = None
