@@ -96,4 +96,3 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 405}),
         debug=settings.api.debug,
     )
-

@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the API (embedded PostgreSQL when DATABASE_URL is unset)")
+    serve = commands.add_parser(
+        "serve", help="serve the API (embedded PostgreSQL when DATABASE_URL is unset)"
+    )
     serve.add_argument("--host", help="address to bind (default SECEVENTS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SECEVENTS_PORT or 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default SECEVENTS_WORKERS or 1)")

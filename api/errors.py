@@ -160,8 +160,13 @@ def problem_response(
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
     return problem_response(
-        request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
-        errors=exc.errors, headers=exc.headers,
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
     )
 
 
@@ -186,10 +191,17 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
         errors = _validation_errors(exc.extra)
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or exc.detail
         return problem_response(
-            request, status=400, code="invalid_request", title="Invalid request", detail=detail,
-            errors=errors, headers=headers,
+            request,
+            status=400,
+            code="invalid_request",
+            title="Invalid request",
+            detail=detail,
+            errors=errors,
+            headers=headers,
         )
-    return problem_response(request, status=status, code=code, title=title, detail=exc.detail, headers=headers)
+    return problem_response(
+        request, status=status, code=code, title=title, detail=exc.detail, headers=headers
+    )
 
 
 # SQLSTATE classes of errors that the input caused (constraint or data errors the Structs did
@@ -222,7 +234,10 @@ def _postgres_error(request: Request[Any, Any, Any], exc: asyncpg.PostgresError)
             return _connection_error(request, exc)
         log.exception("database error %s on %s %s", sqlstate, request.method, request.url.path, exc_info=exc)
         return problem_response(
-            request, status=500, code="internal_error", title="Internal server error",
+            request,
+            status=500,
+            code="internal_error",
+            title="Internal server error",
         )
     status, code, title = mapped
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}
@@ -236,8 +251,12 @@ def _postgres_error(request: Request[Any, Any, Any], exc: asyncpg.PostgresError)
 def _connection_error(request: Request[Any, Any, Any], exc: BaseException) -> Response[bytes]:
     log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
     return problem_response(
-        request, status=503, code="database_unavailable", title="Service unavailable",
-        detail="The database is unavailable; retry later.", headers={"Retry-After": RETRY_AFTER_SECONDS},
+        request,
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is unavailable; retry later.",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
@@ -246,7 +265,10 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
         return _connection_error(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
-        request, status=HTTP_500_INTERNAL_SERVER_ERROR, code="internal_error", title="Internal server error",
+        request,
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal server error",
     )
 
 

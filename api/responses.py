@@ -9,7 +9,9 @@ from litestar import Response
 JSON = "application/json"
 
 
-def json_document(body: bytes, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+def json_document(
+    body: bytes, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     return Response(content=body, status_code=status, media_type=JSON, headers=headers or {})
 
 

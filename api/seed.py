@@ -94,16 +94,21 @@ async def load(conn: asyncpg.Connection, sample_dir: Path = SAMPLE_DIR) -> dict[
             relationships = [
                 _convert(
                     {
-                        "type": r["type"], "organisation_id": refs("organisation", r["organisation"]),
-                        "since": r.get("since"), "until": r.get("until"),
+                        "type": r["type"],
+                        "organisation_id": refs("organisation", r["organisation"]),
+                        "since": r.get("since"),
+                        "until": r.get("until"),
                         "citations": _citations(r.get("citations", []), refs),
                     },
-                    RelationshipIn, f"relationship of {raw['ref']}",
+                    RelationshipIn,
+                    f"relationship of {raw['ref']}",
                 )
                 for r in raw.get("relationships", [])
             ]
             if relationships:
-                await organisations.insert_relationships(conn, refs("organisation", raw["ref"]), relationships)
+                await organisations.insert_relationships(
+                    conn, refs("organisation", raw["ref"]), relationships
+                )
         for raw in dataset["incidents"]:
             body = {k: v for k, v in raw.items() if k != "ref"}
             body["participants"] = [
@@ -115,27 +120,36 @@ async def load(conn: asyncpg.Connection, sample_dir: Path = SAMPLE_DIR) -> dict[
             await incidents.insert(conn, record_id, _convert(body, IncidentCreate, f"incident {raw['ref']}"))
             written.append(("incident", record_id))
         for raw in dataset["statements"]:
-            body = {k: v for k, v in raw.items() if k not in {"ref", "issuer", "addressed_to", "related_incidents"}}
+            body = {
+                k: v
+                for k, v in raw.items()
+                if k not in {"ref", "issuer", "addressed_to", "related_incidents"}
+            }
             body["issuer_id"] = refs("organisation", raw["issuer"])
             if raw.get("addressed_to"):
                 body["addressed_to_id"] = refs("organisation", raw["addressed_to"])
             body["related_incident_ids"] = [refs("incident", r) for r in raw.get("related_incidents", [])]
             body["claims"] = [
                 {
-                    "text": c["text"], "topics": c.get("topics", []),
+                    "text": c["text"],
+                    "topics": c.get("topics", []),
                     "organisation_ids": [refs("organisation", o) for o in c.get("organisations", [])],
                     "citations": _citations(c.get("citations", []), refs),
                 }
                 for c in raw.get("claims", [])
             ]
             body["figures"] = [
-                {**{k: v for k, v in f.items() if k != "citations"},
-                 "citations": _citations(f.get("citations", []), refs)}
+                {
+                    **{k: v for k, v in f.items() if k != "citations"},
+                    "citations": _citations(f.get("citations", []), refs),
+                }
                 for f in raw.get("figures", [])
             ]
             body["citations"] = _citations(raw["citations"], refs)
             record_id = refs.new("statement", raw["ref"])
-            await statements.insert(conn, record_id, _convert(body, StatementCreate, f"statement {raw['ref']}"))
+            await statements.insert(
+                conn, record_id, _convert(body, StatementCreate, f"statement {raw['ref']}")
+            )
             written.append(("statement", record_id))
         # Revisions last: each holds the record's full document, relationships included.
         for record_type, record_id in written:

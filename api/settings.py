@@ -145,7 +145,6 @@ class RedisSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RedisSettings:
-        d = cls()
         return cls(url=env.get("REDIS_URL") or None)
 
 

@@ -16,6 +16,7 @@ from msgspec import Meta
 
 __all__ = [
     "INT4_MAX",
+    "UUID",
     "Base",
     "Citation",
     "CitationIn",
@@ -31,7 +32,6 @@ __all__ = [
     "LongText",
     "RequestBase",
     "ShortText",
-    "UUID",
 ]
 
 INT4_MAX = 2_147_483_647

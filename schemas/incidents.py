@@ -25,7 +25,11 @@ from schemas.common import (
 )
 
 IncidentType = Literal[
-    "battle", "explosion_remote_violence", "violence_against_civilians", "riot", "protest",
+    "battle",
+    "explosion_remote_violence",
+    "violence_against_civilians",
+    "riot",
+    "protest",
     "strategic_development",
 ]
 LocationPrecision = Literal["exact", "near", "admin2", "admin1", "country"]
@@ -87,7 +91,7 @@ class Casualties(Base, kw_only=True):
     breakdown: list[CasualtyBreakdown] = field(default_factory=list)
 
 
-class CasualtiesIn(Casualties, RequestBase, kw_only=True):
+class CasualtiesIn(RequestBase, kw_only=True):
     killed: EstimateIn | None = None
     injured: EstimateIn | None = None
     breakdown: Annotated[list[CasualtyBreakdownIn], Meta(max_length=4)] = field(default_factory=list)
@@ -140,9 +144,9 @@ class IncidentPatch(RequestBase, kw_only=True):
     """A partial update: an absent field is unchanged, ``null`` clears it, lists are replaced whole."""
 
     title: ShortText | UnsetType = UNSET
-    summary: LongText | None | UnsetType = UNSET
+    summary: LongText | UnsetType | None = UNSET
     type: IncidentType | UnsetType = UNSET
-    subtype: Subtype | None | UnsetType = UNSET
+    subtype: Subtype | UnsetType | None = UNSET
     occurred: DateSpanIn | UnsetType = UNSET
     location: LocationIn | UnsetType = UNSET
     participants: Participants | UnsetType = UNSET

@@ -22,12 +22,26 @@ from schemas.common import (
 )
 
 OrganisationKind = Literal[
-    "armed_group", "government", "government_body", "legislature", "security_force", "regulator",
-    "political_party", "media_outlet", "international_body", "other",
+    "armed_group",
+    "government",
+    "government_body",
+    "legislature",
+    "security_force",
+    "regulator",
+    "political_party",
+    "media_outlet",
+    "international_body",
+    "other",
 ]
 OrganisationStatus = Literal["active", "banned", "inactive", "dissolved", "unknown"]
 RelationshipType = Literal[
-    "branch_of", "splinter_of", "affiliate_of", "allied_with", "rival_of", "part_of", "hosted_by",
+    "branch_of",
+    "splinter_of",
+    "affiliate_of",
+    "allied_with",
+    "rival_of",
+    "part_of",
+    "hosted_by",
 ]
 
 
@@ -99,9 +113,9 @@ class OrganisationPatch(RequestBase, kw_only=True):
     name: ShortText | UnsetType = UNSET
     aliases: Aliases | UnsetType = UNSET
     kind: OrganisationKind | UnsetType = UNSET
-    country: CountryCode | None | UnsetType = UNSET
+    country: CountryCode | UnsetType | None = UNSET
     status: OrganisationStatus | UnsetType = UNSET
-    description: LongText | None | UnsetType = UNSET
+    description: LongText | UnsetType | None = UNSET
     relationships: Relationships | UnsetType = UNSET
     external_ids: ExternalIds | UnsetType = UNSET
     citations: Citations | UnsetType = UNSET

@@ -48,12 +48,12 @@ class SourceCreate(RequestBase, kw_only=True):
 class SourcePatch(RequestBase, kw_only=True):
     kind: SourceKind | UnsetType = UNSET
     title: ShortText | UnsetType = UNSET
-    url: Url | None | UnsetType = UNSET
-    publisher: Label | None | UnsetType = UNSET
-    published_on: dt.date | None | UnsetType = UNSET
+    url: Url | UnsetType | None = UNSET
+    publisher: Label | UnsetType | None = UNSET
+    published_on: dt.date | UnsetType | None = UNSET
     retrieved_at: dt.datetime | UnsetType = UNSET
-    language: Language | None | UnsetType = UNSET
-    text: SourceText | None | UnsetType = UNSET
+    language: Language | UnsetType | None = UNSET
+    text: SourceText | UnsetType | None = UNSET
     external_ids: ExternalIds | UnsetType = UNSET
 
 

@@ -22,7 +22,13 @@ from schemas.common import (
 )
 
 StatementForm = Literal[
-    "written_reply", "press_release", "speech", "interview", "report", "social_media", "other",
+    "written_reply",
+    "press_release",
+    "speech",
+    "interview",
+    "report",
+    "social_media",
+    "other",
 ]
 StatementRole = Literal["issuer", "addressed_to", "mentioned"]
 Topic = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -118,11 +124,11 @@ class StatementCreate(RequestBase, kw_only=True):
 class StatementPatch(RequestBase, kw_only=True):
     title: ShortText | UnsetType = UNSET
     issuer_id: UUID | UnsetType = UNSET
-    addressed_to_id: UUID | None | UnsetType = UNSET
-    speaker: Label | None | UnsetType = UNSET
+    addressed_to_id: UUID | UnsetType | None = UNSET
+    speaker: Label | UnsetType | None = UNSET
     form: StatementForm | UnsetType = UNSET
     issued: DateSpanIn | UnsetType = UNSET
-    summary: LongText | None | UnsetType = UNSET
+    summary: LongText | UnsetType | None = UNSET
     claims: Claims | UnsetType = UNSET
     figures: Figures | UnsetType = UNSET
     related_incident_ids: RelatedIncidents | UnsetType = UNSET

@@ -46,7 +46,11 @@ async def record_revision(
         SELECT $1, r.id, r.version, $3, {doc}(r), $4, $5 FROM {table} r WHERE r.id = $2
         RETURNING data
         """,
-        record_type, record_id, operation, api_key_id, actor,
+        record_type,
+        record_id,
+        operation,
+        api_key_id,
+        actor,
     )
     return data
 

@@ -25,15 +25,33 @@ COUNTRIES_CSV = Path(__file__).resolve().parent.parent / "data" / "iso3166_1.csv
 # (the only change v1 allows) is then a plain constraint swap inside a transaction.
 SOURCE_KINDS = ("news_article", "official_document", "report", "dataset")
 ORGANISATION_KINDS = (
-    "armed_group", "government", "government_body", "legislature", "security_force", "regulator",
-    "political_party", "media_outlet", "international_body", "other",
+    "armed_group",
+    "government",
+    "government_body",
+    "legislature",
+    "security_force",
+    "regulator",
+    "political_party",
+    "media_outlet",
+    "international_body",
+    "other",
 )
 ORGANISATION_STATUSES = ("active", "banned", "inactive", "dissolved", "unknown")
 RELATIONSHIP_TYPES = (
-    "branch_of", "splinter_of", "affiliate_of", "allied_with", "rival_of", "part_of", "hosted_by",
+    "branch_of",
+    "splinter_of",
+    "affiliate_of",
+    "allied_with",
+    "rival_of",
+    "part_of",
+    "hosted_by",
 )
 INCIDENT_TYPES = (
-    "battle", "explosion_remote_violence", "violence_against_civilians", "riot", "protest",
+    "battle",
+    "explosion_remote_violence",
+    "violence_against_civilians",
+    "riot",
+    "protest",
     "strategic_development",
 )
 DATE_PRECISIONS = ("day", "week", "month", "year")
@@ -41,7 +59,13 @@ LOCATION_PRECISIONS = ("exact", "near", "admin2", "admin1", "country")
 PARTICIPANT_ROLES = ("perpetrator", "claimed_by", "suspected", "target", "responder")
 CASUALTY_GROUPS = ("security_forces", "civilians", "militants", "unknown")
 STATEMENT_FORMS = (
-    "written_reply", "press_release", "speech", "interview", "report", "social_media", "other",
+    "written_reply",
+    "press_release",
+    "speech",
+    "interview",
+    "report",
+    "social_media",
+    "other",
 )
 RECORD_TYPES = ("incident", "organisation", "statement", "source")
 OPERATIONS = ("create", "update", "delete")
@@ -68,8 +92,9 @@ def _estimate(prefix: str) -> str:
 def _span(prefix: str, *, required: bool) -> str:
     null = "NOT NULL" if required else ""
     both = (
-        "" if required else
-        f"CONSTRAINT {prefix}_all_or_none CHECK (num_nulls({prefix}_start, {prefix}_end, "
+        ""
+        if required
+        else f"CONSTRAINT {prefix}_all_or_none CHECK (num_nulls({prefix}_start, {prefix}_end, "
         f"{prefix}_precision) IN (0, 3)),"
     )
     return f"""
@@ -135,7 +160,9 @@ def _functions() -> None:
 
 
 def _reference_tables() -> None:
-    op.execute("CREATE TABLE countries (code char(2) PRIMARY KEY CHECK (code ~ '^[A-Z]{2}$'), name text NOT NULL)")
+    op.execute(
+        "CREATE TABLE countries (code char(2) PRIMARY KEY CHECK (code ~ '^[A-Z]{2}$'), name text NOT NULL)"
+    )
     with COUNTRIES_CSV.open(encoding="utf-8", newline="") as f:
         rows = [(r["code"], r["name"]) for r in csv.DictReader(f)]
     values = ", ".join(f"('{code}', '{name.replace(chr(39), chr(39) * 2)}')" for code, name in rows)
@@ -184,9 +211,13 @@ def _organisations() -> None:
       {RECORD_COLUMNS}
     )""")
     op.execute("CREATE INDEX organisations_name_idx ON organisations (fold_name(name), id)")
-    op.execute("CREATE INDEX organisations_name_trgm_idx ON organisations USING gin (fold_name(name) gin_trgm_ops)")
+    op.execute(
+        "CREATE INDEX organisations_name_trgm_idx ON organisations USING gin (fold_name(name) gin_trgm_ops)"
+    )
     op.execute("CREATE INDEX organisations_updated_idx ON organisations (updated_at, id)")
-    op.execute("CREATE INDEX organisations_country_idx ON organisations (country, id) WHERE deleted_at IS NULL")
+    op.execute(
+        "CREATE INDEX organisations_country_idx ON organisations (country, id) WHERE deleted_at IS NULL"
+    )
     op.execute(
         "CREATE UNIQUE INDEX organisations_ucdp_actor_key ON organisations ((external_ids->>'ucdp_actor_id')) "
         "WHERE external_ids ? 'ucdp_actor_id'"
@@ -216,7 +247,9 @@ def _organisations() -> None:
       CONSTRAINT relationship_period_ordered CHECK (since <= until),
       UNIQUE (organisation_id, ordinal)
     )""")
-    op.execute("CREATE INDEX organisation_relationships_related_idx ON organisation_relationships (related_organisation_id)")
+    op.execute(
+        "CREATE INDEX organisation_relationships_related_idx ON organisation_relationships (related_organisation_id)"
+    )
 
 
 def _incidents() -> None:
@@ -242,7 +275,9 @@ def _incidents() -> None:
     )""")
     live = "WHERE deleted_at IS NULL"
     op.execute(f"CREATE INDEX incidents_occurred_idx ON incidents (occurred_start, id) {live}")
-    op.execute(f"CREATE INDEX incidents_country_occurred_idx ON incidents (country, occurred_start, id) {live}")
+    op.execute(
+        f"CREATE INDEX incidents_country_occurred_idx ON incidents (country, occurred_start, id) {live}"
+    )
     op.execute(f"CREATE INDEX incidents_admin1_idx ON incidents (country, admin1) {live}")
     op.execute(f"CREATE INDEX incidents_type_occurred_idx ON incidents (type, occurred_start, id) {live}")
     op.execute(f"CREATE INDEX incidents_killed_idx ON incidents (killed_best, id) {live}")
@@ -261,7 +296,9 @@ def _incidents() -> None:
       PRIMARY KEY (incident_id, ordinal),
       UNIQUE (incident_id, organisation_id, role)
     )""")
-    op.execute("CREATE INDEX incident_participants_org_idx ON incident_participants (organisation_id, role, incident_id)")
+    op.execute(
+        "CREATE INDEX incident_participants_org_idx ON incident_participants (organisation_id, role, incident_id)"
+    )
     op.execute(f"""
     CREATE TABLE incident_casualties (
       incident_id uuid NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
@@ -350,7 +387,14 @@ def _citations() -> None:
       CONSTRAINT citation_has_one_owner CHECK (
         num_nonnulls(incident_id, organisation_id, statement_id, relationship_id, claim_id, figure_id) = 1)
     )""")
-    for owner in ("incident_id", "organisation_id", "statement_id", "relationship_id", "claim_id", "figure_id"):
+    for owner in (
+        "incident_id",
+        "organisation_id",
+        "statement_id",
+        "relationship_id",
+        "claim_id",
+        "figure_id",
+    ):
         op.execute(
             f"CREATE INDEX citations_{owner}_idx ON citations ({owner}, ordinal) WHERE {owner} IS NOT NULL"
         )
@@ -561,18 +605,42 @@ def _documents() -> None:
 
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS statement_organisations")
-    for fn in ("statement_doc(statements)", "incident_doc(incidents)", "organisation_doc(organisations)",
-               "source_doc(sources)"):
+    for fn in (
+        "statement_doc(statements)",
+        "incident_doc(incidents)",
+        "organisation_doc(organisations)",
+        "source_doc(sources)",
+    ):
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
     for table in (
-        "idempotency_keys", "revisions", "api_keys", "citations", "statement_incidents", "statement_figures",
-        "claim_organisations", "statement_claims", "statements", "incident_casualties",
-        "incident_participants", "incidents", "organisation_relationships", "organisation_aliases",
-        "organisations", "sources", "countries",
+        "idempotency_keys",
+        "revisions",
+        "api_keys",
+        "citations",
+        "statement_incidents",
+        "statement_figures",
+        "claim_organisations",
+        "statement_claims",
+        "statements",
+        "incident_casualties",
+        "incident_participants",
+        "incidents",
+        "organisation_relationships",
+        "organisation_aliases",
+        "organisations",
+        "sources",
+        "countries",
     ):
         op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DROP SEQUENCE IF EXISTS revisions_seq")
-    for fn in ("revisions_assign_seq()", "citations_check_quote()", "sources_set_sha256()", "span_json(date, date, text)",
-               "estimate_json(integer, integer, integer)", "fold_name(text)", "uuid_v7()"):
+    for fn in (
+        "revisions_assign_seq()",
+        "citations_check_quote()",
+        "sources_set_sha256()",
+        "span_json(date, date, text)",
+        "estimate_json(integer, integer, integer)",
+        "fold_name(text)",
+        "uuid_v7()",
+    ):
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
     # Extensions are left installed: other schemas of the same database may use them.

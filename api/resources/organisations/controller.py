@@ -7,8 +7,9 @@ from uuid import UUID
 
 import asyncpg
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.errors import NotFound
 from api.openapi import PROBLEM_RESPONSES
@@ -25,12 +26,15 @@ class OrganisationController(Controller):
         "/",
         operation_id="list_organisations",
         summary="List organisations",
-        responses={200: ResponseSpec(OrganisationPage, description="A page of organisations"), **PROBLEM_RESPONSES},
+        responses={
+            200: ResponseSpec(OrganisationPage, description="A page of organisations"),
+            **PROBLEM_RESPONSES,
+        },
     )
     async def list_organisations(
         self,
-        conn: asyncpg.Connection,
-        limit: Annotated[int, Parameter(ge=1, le=500, description="Page size")] = 50,
+        conn: NamedDependency[asyncpg.Connection],
+        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size")] = 50,
     ) -> Response[bytes]:
         rows = await conn.fetch(queries.LIST, limit)
         return json_document(json_page([r[0] for r in rows], None))
@@ -41,7 +45,9 @@ class OrganisationController(Controller):
         summary="Get one organisation",
         responses={200: ResponseSpec(Organisation, description="The organisation"), **PROBLEM_RESPONSES},
     )
-    async def get_organisation(self, conn: asyncpg.Connection, record_id: UUID) -> Response[bytes]:
+    async def get_organisation(
+        self, conn: NamedDependency[asyncpg.Connection], record_id: FromPath[UUID]
+    ) -> Response[bytes]:
         body = await conn.fetchval(queries.GET, record_id)
         if body is None:
             raise NotFound(f"No organisation with id {record_id}")

@@ -33,7 +33,7 @@ SELECT id FROM o
 
 # Relationships are inserted one statement per organisation (their citations need the new
 # relationship ids); ordinals continue after any existing ones.
-INSERT_RELATIONSHIPS = f"""
+INSERT_RELATIONSHIPS = """
 WITH r AS (
   INSERT INTO organisation_relationships (organisation_id, ordinal, type, related_organisation_id, since, until)
   SELECT $1, t.ord, t.e->>'type', (t.e->>'organisation_id')::uuid, (t.e->>'since')::date, (t.e->>'until')::date
@@ -53,8 +53,15 @@ async def insert(conn: asyncpg.Connection, record_id: UUID, data: OrganisationCr
     """Insert an organisation with its aliases, citations and relationships."""
     await conn.execute(
         INSERT,
-        record_id, data.name, data.kind, data.country, data.status, data.description,
-        as_json(data.external_ids), list(data.aliases), citation_rows(list(data.citations)),
+        record_id,
+        data.name,
+        data.kind,
+        data.country,
+        data.status,
+        data.description,
+        as_json(data.external_ids),
+        list(data.aliases),
+        citation_rows(list(data.citations)),
     )
     if data.relationships:
         await insert_relationships(conn, record_id, data.relationships)

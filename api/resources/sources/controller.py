@@ -7,8 +7,9 @@ from uuid import UUID
 
 import asyncpg
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.errors import NotFound
 from api.openapi import PROBLEM_RESPONSES
@@ -29,8 +30,8 @@ class SourceController(Controller):
     )
     async def list_sources(
         self,
-        conn: asyncpg.Connection,
-        limit: Annotated[int, Parameter(ge=1, le=500, description="Page size")] = 50,
+        conn: NamedDependency[asyncpg.Connection],
+        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size")] = 50,
     ) -> Response[bytes]:
         rows = await conn.fetch(queries.LIST, limit)
         return json_document(json_page([r[0] for r in rows], None))
@@ -41,7 +42,9 @@ class SourceController(Controller):
         summary="Get one source",
         responses={200: ResponseSpec(Source, description="The source"), **PROBLEM_RESPONSES},
     )
-    async def get_source(self, conn: asyncpg.Connection, record_id: UUID) -> Response[bytes]:
+    async def get_source(
+        self, conn: NamedDependency[asyncpg.Connection], record_id: FromPath[UUID]
+    ) -> Response[bytes]:
         body = await conn.fetchval(queries.GET, record_id)
         if body is None:
             raise NotFound(f"No source with id {record_id}")

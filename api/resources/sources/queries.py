@@ -27,6 +27,14 @@ VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10)
 async def insert(conn: asyncpg.Connection, record_id: UUID, data: SourceCreate) -> None:
     await conn.execute(
         INSERT,
-        record_id, data.kind, data.title, data.url, data.publisher, data.published_on, data.retrieved_at,
-        data.language, data.text, as_json(data.external_ids),
+        record_id,
+        data.kind,
+        data.title,
+        data.url,
+        data.publisher,
+        data.published_on,
+        data.retrieved_at,
+        data.language,
+        data.text,
+        as_json(data.external_ids),
     )

@@ -62,8 +62,19 @@ async def insert(conn: asyncpg.Connection, record_id: UUID, data: StatementCreat
     """Insert a statement with its claims, figures, related incidents and citations."""
     await conn.execute(
         INSERT,
-        record_id, data.title, data.issuer_id, data.addressed_to_id, data.speaker, data.form,
-        data.issued.start, data.issued.end, data.issued.precision, data.summary, as_json(data.external_ids),
-        as_json(list(data.claims)), as_json(list(data.figures)), list(data.related_incident_ids),
+        record_id,
+        data.title,
+        data.issuer_id,
+        data.addressed_to_id,
+        data.speaker,
+        data.form,
+        data.issued.start,
+        data.issued.end,
+        data.issued.precision,
+        data.summary,
+        as_json(data.external_ids),
+        as_json(list(data.claims)),
+        as_json(list(data.figures)),
+        list(data.related_incident_ids),
         citation_rows(list(data.citations)),
     )

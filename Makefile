@@ -1,0 +1,39 @@
+# The two commands of the README: `make serve` and `make test`. Both create the virtualenv
+# (.venv, or VENV=...) and install the project into it first, so a fresh machine needs only
+# Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: serve test lint install openapi client bench bench-read clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Serve the API on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL is set).
+serve: $(INSTALLED)
+	$(BIN)/secevents serve
+
+## Lint, type-check, then run the tests on an embedded PostgreSQL and, when
+## SECEVENTS_TEST_DATABASE_URL names a server, on that server too.
+test: lint
+	env -u SECEVENTS_TEST_DATABASE_URL $(BIN)/pytest
+	@if [ -n "$$SECEVENTS_TEST_DATABASE_URL" ]; then \
+		echo "--- again against $$SECEVENTS_TEST_DATABASE_URL"; \
+		$(BIN)/pytest; \
+	fi
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,136 @@
+"""Fixtures: a real PostgreSQL, databases built by the real migrations, the app over it.
+
+The server is the one named by ``SECEVENTS_TEST_DATABASE_URL`` (a maintenance URL of a server
+where databases may be created, e.g. ``postgresql://postgres@127.0.0.1:5432/test``) or, when
+unset, an embedded PostgreSQL shared by concurrent test runs on this machine. Each test gets
+databases of its own, cloned from a template that the migrations built once per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api import db, seed
+from api.app import create_app
+from api.settings import ApiSettings, DatabaseSettings, Settings
+
+SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at database ``name`` (keeps ``?host=`` socket params)."""
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority, _, _ = rest.partition("/")
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    embedded = db.EmbeddedPostgres(SHARED_EMBEDDED_DIR)
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+async def _admin(server_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(server_url)
+
+
+async def create_database(server_url: str, template: str | None = None) -> str:
+    name = f"se_test_{uuid.uuid4().hex[:16]}"
+    conn = await _admin(server_url)
+    try:
+        suffix = f' TEMPLATE "{template}"' if template else " TEMPLATE template0"
+        await conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    conn = await _admin(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def template_database(server_url: str) -> AsyncIterator[str]:
+    """A database migrated to head and holding the sample dataset, cloned by every test."""
+    name = await create_database(server_url)
+    url = _with_database(server_url, name)
+    await asyncio.to_thread(db.upgrade, url)
+    conn = await asyncpg.connect(url)
+    try:
+        await db.init_connection(conn)
+        await seed.load_if_empty(conn)
+    finally:
+        await conn.close()
+    yield name
+    await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A new database with no schema at all."""
+    name = await create_database(server_url)
+    yield _with_database(server_url, name)
+    await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A new database of this test's own: migrated, with the sample dataset."""
+    name = await create_database(server_url, template_database)
+    yield _with_database(server_url, name)
+    await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    await db.init_connection(connection)
+    yield connection
+    await connection.close()
+
+
+def make_settings(database_url: str, **api: object) -> Settings:
+    return Settings(
+        database=DatabaseSettings(
+            url=database_url, pool_min_size=1, pool_max_size=8, migrate_on_start=False, seed_on_start=False
+        ),
+        api=replace(ApiSettings(cursor_secret=b"test-secret"), **api),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
+        yield test_client
