@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install openapi client bench bench-read clean
+.PHONY: serve test lint install openapi client bench bench-read fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,24 @@ test: lint
 		echo "--- again against $$SECEVENTS_TEST_DATABASE_URL"; \
 		$(BIN)/pytest; \
 	fi
+
+## Longer fuzzing: schemathesis over every operation, many examples each, random seeds.
+fuzz: $(INSTALLED)
+	SECEVENTS_FUZZ_EXAMPLES=500 SECEVENTS_FUZZ_STATEFUL_EXAMPLES=200 SECEVENTS_FUZZ_RANDOM=1 \
+		$(BIN)/pytest -p no:cacheprovider --timeout 3600 tests/test_schemathesis.py
+
+## Regenerate the SDK's resource modules (client/_generated/) from the committed openapi/openapi.json.
+client: $(INSTALLED)
+	$(BIN)/python openapi/generate.py
+
+## Regenerate the committed OpenAPI document (openapi/openapi.json) from the app.
+openapi: $(INSTALLED)
+	$(BIN)/python -m api.openapi_dump
+
+## Read benchmark: 1,000,000 incidents (embedded PostgreSQL unless DATABASE_URL is set);
+## results in bench/results/read.md.
+bench-read: $(INSTALLED)
+	$(BIN)/python -m bench.read
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

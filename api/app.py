@@ -12,17 +12,36 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Contact, License, Server, Tag
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, Contact, License, SecurityScheme, Server, Tag
 
 from api import db, seed
+from api.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
 from api.dependencies import provide_connection, provide_settings
+from api.docs import DocsController
 from api.errors import EXCEPTION_HANDLERS
+from api.exports.controller import ExportController
+from api.filters import reject_unknown_query_parameters
 from api.health import HealthController
+from api.limits import RequestLimitsMiddleware
 from api.middleware import RequestIdMiddleware
+from api.msgpack import MsgpackMiddleware
+from api.observability import (
+    AccessLogMiddleware,
+    Metrics,
+    count_database_errors,
+    logging_formatters,
+    metrics_endpoint,
+)
+from api.openapi import add_write_links, without_generated_examples
+from api.resources.changes.controller import ChangeController
+from api.resources.imports.controller import ImportController
 from api.resources.incidents.controller import IncidentController
 from api.resources.organisations.controller import OrganisationController
+from api.resources.revisions.controller import REVISION_CONTROLLERS
 from api.resources.sources.controller import SourceController
 from api.resources.statements.controller import StatementController
+from api.security import SecurityHeadersMiddleware, cors_config
 from api.settings import Settings
 
 log = logging.getLogger("secevents")
@@ -50,8 +69,28 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="statements", description="What government bodies said: claims and figures"),
             Tag(name="sources", description="Documents records are drawn from"),
             Tag(name="health", description="Liveness and readiness"),
+            Tag(name="changes", description="Every create, update and delete in commit order"),
+            Tag(
+                name="exports",
+                description="Every matching record as NDJSON, CSV, GeoJSON or STIX 2.1, streamed",
+            ),
+            Tag(name="imports", description="Bulk load of records as NDJSON, all or nothing"),
         ],
+        components=Components(
+            security_schemes={
+                SECURITY_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key (`secevents keys create`) as `Authorization: Bearer <key>`. "
+                    "Writes need the `write` scope; reads need `read` unless the server makes them public.",
+                )
+            }
+        ),
+        # Reads work with or without a key (unless the server requires one); writes override this.
+        security=[{}, {SECURITY_SCHEME: []}],
         path="/schema",
+        # The spec as JSON only: the interactive docs are /docs, served offline (api/docs.py).
+        render_plugins=[JsonRenderPlugin()],
         create_examples=False,
         use_handler_docstrings=False,
     )
@@ -76,23 +115,67 @@ def create_app(settings: Settings) -> Litestar:
             finally:
                 await pool.close()
 
-    return Litestar(
+    rate_limiter = make_rate_limiter(settings)
+    app = Litestar(
         route_handlers=[
             HealthController,
+            DocsController,
             IncidentController,
             OrganisationController,
             StatementController,
             SourceController,
+            ChangeController,
+            *REVISION_CONTROLLERS,
+            ExportController,
+            ImportController,
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "rate_limiter": rate_limiter}),
         dependencies={
             "conn": Provide(provide_connection),
             "settings": Provide(provide_settings, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
         },
+        # Per route (it needs the matched handler): API keys, scopes, rate limits.
+        middleware=[AuthMiddleware],
+        on_shutdown=[rate_limiter.close],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestIdMiddleware],
+        before_request=reject_unknown_query_parameters,
+        request_max_body_size=settings.api.max_body_bytes,
+        cors_config=cors_config(settings.api),
+        after_exception=[count_database_errors],
         openapi_config=openapi_config(),
-        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 405}),
+        logging_config=LoggingConfig(
+            formatters=logging_formatters(settings.api.log_format),
+            # api.errors logs every 5xx (with its traceback) and a warning for each database
+            # outage; 4xx are the client's and show in the access log. Litestar's own logging of
+            # every exception would add a traceback per bad request: only in debug.
+            log_exceptions="debug",
+            disable_stack_trace={404, 405},
+        ),
         debug=settings.api.debug,
+    )
+    # MessagePack in and out for every endpoint; innermost, so body limits see the raw bytes.
+    app.asgi_handler = MsgpackMiddleware(app.asgi_handler, settings.api.max_import_bytes)
+    without_generated_examples(app)
+    _harden(app, settings)
+    add_write_links(app)
+    return app
+
+
+def _harden(app: Litestar, settings: Settings) -> None:
+    """Metrics, and the middleware that must see every request — unknown paths and requests
+    refused before routing included — so it wraps Litestar's whole handler (router and
+    exception handling), not each route as ``middleware=[...]`` would. Outermost first: the
+    request id, then the access log and metrics (which see the final status), the security
+    headers, the limits."""
+    metrics = Metrics() if settings.api.metrics_enabled else None
+    if metrics is not None:
+        app.state.metrics = metrics
+        app.register(metrics_endpoint)
+        app.on_shutdown.append(metrics.worker_exited)
+    app.asgi_handler = RequestIdMiddleware(
+        AccessLogMiddleware(
+            SecurityHeadersMiddleware(RequestLimitsMiddleware(app.asgi_handler, settings.api)), metrics
+        )
     )

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from api import db
+from api import bulk_cli, db, keys_cli
 from api.settings import Settings
 
 log = logging.getLogger("secevents.cli")
@@ -44,6 +46,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     env = os.environ
     embedded = None
+    metrics_dir: str | None = None
     url = settings.database.url
     if url is None:
         embedded = db.EmbeddedPostgres(settings.database.embedded_dir)
@@ -64,6 +67,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port = args.port or settings.server.port
         workers = args.workers or settings.server.workers
         log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
+        if workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker counts in files of this folder; /metrics adds them all up, whichever
+            # worker answers the scrape (api.observability).
+            metrics_dir = tempfile.mkdtemp(prefix="secevents-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         Server(
             "api.asgi:app_from_env",
             address=host,
@@ -74,6 +82,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             log_access=args.access_log,
         ).serve()
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
     return 0
@@ -147,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("current", help="print the database's revision")
     db_commands.add_parser("seed", help="load the sample dataset (the seed article's records)")
     database.set_defaults(handler=cmd_db)
+    keys_cli.add_parser(commands, _run_with_database)
+    bulk_cli.add_parsers(commands, _run_with_database)
     return parser
 
 

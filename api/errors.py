@@ -127,6 +127,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionFailureError,
+    # A connection whose server went away mid-operation can be left in a state where asyncpg
+    # refuses the next operation ("cannot switch to state …"): the connection is unusable, the
+    # request is not at fault.
+    asyncpg.exceptions._base.InternalClientError,
 )
 
 

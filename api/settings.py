@@ -41,6 +41,12 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be a boolean (true/false), got {raw!r}")
 
 
+def _log_format(raw: str) -> str:
+    if raw not in {"json", "text"}:
+        raise ValueError(f"SECEVENTS_LOG_FORMAT must be json or text, got {raw!r}")
+    return raw
+
+
 def default_data_dir() -> Path:
     """Where the embedded PostgreSQL keeps its data when ``SECEVENTS_DATA_DIR`` is unset.
 
@@ -103,7 +109,28 @@ class ApiSettings:
     max_import_bytes: int = 256 * 1_048_576
     require_if_match: bool = True
     """``SECEVENTS_REQUIRE_IF_MATCH``: PATCH/DELETE without ``If-Match`` are 428."""
+    idempotency_wait_seconds: float = 5.0
+    """``SECEVENTS_IDEMPOTENCY_WAIT_SECONDS``: how long a retry waits for the first request with
+    the same ``Idempotency-Key`` to finish (then replays it) before answering 409."""
+    rate_limit_per_key: int = 1200
+    """``SECEVENTS_RATE_LIMIT_PER_KEY``: requests per window for a key without a limit of its own."""
+    rate_limit_anonymous: int = 300
+    """``SECEVENTS_RATE_LIMIT_ANONYMOUS``: requests per window per client IP without a key."""
+    rate_limit_window_seconds: int = 60
+    """``SECEVENTS_RATE_LIMIT_WINDOW_SECONDS``: length of a rate-limit window (0 turns limits off)."""
     cors_origins: tuple[str, ...] = ()
+    """``SECEVENTS_CORS_ORIGINS`` (comma-separated): origins allowed cross-origin; empty → CORS off."""
+    max_query_string_bytes: int = 4096
+    """``SECEVENTS_MAX_QUERY_STRING_BYTES``: longer query strings are refused with 414."""
+    max_parameter_values: int = 50
+    """``SECEVENTS_MAX_PARAMETER_VALUES``: a query parameter repeated more often is a 400."""
+    request_timeout: float = 30.0
+    """``SECEVENTS_REQUEST_TIMEOUT``: seconds a request may take to start its response before a
+    503 (streamed bodies, e.g. exports, are not cut once they have started)."""
+    log_format: str = "json"
+    """``SECEVENTS_LOG_FORMAT``: ``json`` (one object a line) or ``text``."""
+    metrics_enabled: bool = True
+    """``SECEVENTS_METRICS``: serve Prometheus metrics on ``/metrics``."""
     debug: bool = False
 
     @classmethod
@@ -117,7 +144,20 @@ class ApiSettings:
             max_body_bytes=_int(env, "SECEVENTS_MAX_BODY_BYTES", d.max_body_bytes),
             max_import_bytes=_int(env, "SECEVENTS_MAX_IMPORT_BYTES", d.max_import_bytes),
             require_if_match=_bool(env, "SECEVENTS_REQUIRE_IF_MATCH", d.require_if_match),
+            idempotency_wait_seconds=_float(
+                env, "SECEVENTS_IDEMPOTENCY_WAIT_SECONDS", d.idempotency_wait_seconds
+            ),
+            rate_limit_per_key=_int(env, "SECEVENTS_RATE_LIMIT_PER_KEY", d.rate_limit_per_key),
+            rate_limit_anonymous=_int(env, "SECEVENTS_RATE_LIMIT_ANONYMOUS", d.rate_limit_anonymous),
+            rate_limit_window_seconds=_int(
+                env, "SECEVENTS_RATE_LIMIT_WINDOW_SECONDS", d.rate_limit_window_seconds
+            ),
             cors_origins=origins,
+            max_query_string_bytes=_int(env, "SECEVENTS_MAX_QUERY_STRING_BYTES", d.max_query_string_bytes),
+            max_parameter_values=_int(env, "SECEVENTS_MAX_PARAMETER_VALUES", d.max_parameter_values),
+            request_timeout=_float(env, "SECEVENTS_REQUEST_TIMEOUT", d.request_timeout),
+            log_format=_log_format(env.get("SECEVENTS_LOG_FORMAT") or d.log_format),
+            metrics_enabled=_bool(env, "SECEVENTS_METRICS", d.metrics_enabled),
             debug=_bool(env, "SECEVENTS_DEBUG", d.debug),
         )
 

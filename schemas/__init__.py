@@ -3,6 +3,7 @@
 Imports nothing from ``api/``: installing the SDK does not install the server.
 """
 
+from schemas.changes import Change, ChangePage
 from schemas.common import Citation, CitationIn, DateSpan, DateSpanIn, Estimate, EstimateIn
 from schemas.health import Health
 from schemas.incidents import (
@@ -19,6 +20,7 @@ from schemas.incidents import (
     Participant,
     ParticipantIn,
 )
+from schemas.keys import ApiKeyCreated, ApiKeyInfo
 from schemas.organisations import (
     Organisation,
     OrganisationCreate,
@@ -28,6 +30,7 @@ from schemas.organisations import (
     RelationshipIn,
 )
 from schemas.problems import FieldError, Problem
+from schemas.revisions import Revision, RevisionPage
 from schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
 from schemas.statements import (
     Claim,
@@ -42,10 +45,14 @@ from schemas.statements import (
 )
 
 __all__ = [
+    "ApiKeyCreated",
+    "ApiKeyInfo",
     "Casualties",
     "CasualtiesIn",
     "CasualtyBreakdown",
     "CasualtyBreakdownIn",
+    "Change",
+    "ChangePage",
     "Citation",
     "CitationIn",
     "Claim",
@@ -73,6 +80,8 @@ __all__ = [
     "Problem",
     "Relationship",
     "RelationshipIn",
+    "Revision",
+    "RevisionPage",
     "Source",
     "SourceCreate",
     "SourcePage",

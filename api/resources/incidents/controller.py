@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from litestar import Controller, Response, get
-from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, QueryParameter
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.errors import NotFound
-from api.openapi import PROBLEM_RESPONSES
+from api import writes
+from api.auth import WRITE_SECURITY, Principal
+from api.caching import conditional_response, page_etag
+from api.errors import InvalidParameter
+from api.filters import Cursor, Limit
+from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
 from api.resources.incidents import queries
-from api.responses import json_document, json_page
-from schemas.incidents import Incident, IncidentPage
+from api.resources.incidents.filters import IncidentFilters, provide_incident_filters
+from api.settings import Settings
+from schemas.incidents import Incident, IncidentCreate, IncidentPage, IncidentPatch
+from schemas.stats import IncidentStats, StatsKey
 
 
 class IncidentController(Controller):
@@ -26,26 +32,160 @@ class IncidentController(Controller):
         "/",
         operation_id="list_incidents",
         summary="List incidents",
-        responses={200: ResponseSpec(IncidentPage, description="A page of incidents"), **PROBLEM_RESPONSES},
+        description="Filters combine with AND; a repeated parameter means OR "
+        "(`country=PK&country=AF`). Keyset pages: follow `next_cursor` (or the `Link` header).",
+        responses=read_responses(IncidentPage, "A page of incidents"),
+        response_headers=PAGE_HEADERS,
+        dependencies={"filters": Provide(provide_incident_filters, sync_to_thread=False)},
     )
     async def list_incidents(
         self,
+        request: Request[Any, Any, Any],
         conn: NamedDependency[asyncpg.Connection],
-        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size")] = 50,
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[IncidentFilters],
+        sort: Annotated[queries.IncidentSort, QueryParameter(description="Sort order")] = "-occurred",
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> Response[bytes]:
-        rows = await conn.fetch(queries.LIST, limit)
-        return json_document(json_page([r[0] for r in rows], None))
+        order = queries.SORTS[sort]
+        return await list_response(
+            request,
+            conn,
+            settings,
+            resource="incidents",
+            sort=order,
+            limit=limit,
+            cursor=cursor,
+            query=lambda after: queries.list_query(filters, order, after, limit),
+        )
+
+    @get(
+        "/stats",
+        operation_id="incident_stats",
+        summary="Incident counts and casualties per group",
+        description="Groups the incidents that match the list filters by one or two keys and "
+        "sums each casualty bound (`low`, `best`, `high`) over the incidents that give it.",
+        responses=read_responses(IncidentStats, "Groups in key order"),
+        response_headers=READ_HEADERS,
+        dependencies={"filters": Provide(provide_incident_filters, sync_to_thread=False)},
+    )
+    async def incident_stats(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[IncidentFilters],
+        group_by: Annotated[list[StatsKey], QueryParameter(description="One or two keys to group by")],
+    ) -> Response[bytes]:
+        if len(group_by) > 2 or len(set(group_by)) != len(group_by):
+            raise InvalidParameter("group_by", "give one or two different keys")
+        sql, args = queries.stats_query(filters, group_by)
+        groups: bytes = await conn.fetchval(sql, *args)
+        body = b'{"group_by":' + msgspec.json.encode(group_by) + b',"data":' + groups + b"}"
+        return conditional_response(request, settings, body, page_etag(body))
 
     @get(
         "/{record_id:uuid}",
         operation_id="get_incident",
         summary="Get one incident",
-        responses={200: ResponseSpec(Incident, description="The incident"), **PROBLEM_RESPONSES},
+        responses=read_responses(Incident, "The incident, with its organisations (id, name, role) inline"),
+        response_headers=READ_HEADERS,
     )
     async def get_incident(
-        self, conn: NamedDependency[asyncpg.Connection], record_id: FromPath[UUID]
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        record_id: FromPath[UUID],
     ) -> Response[bytes]:
-        body = await conn.fetchval(queries.GET, record_id)
-        if body is None:
-            raise NotFound(f"No incident with id {record_id}")
-        return json_document(body)
+        return await record_response(
+            request,
+            conn,
+            settings,
+            sql=queries.READ,
+            record_id=record_id,
+            missing=f"No incident with id {record_id}",
+        )
+
+    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+
+    @post(
+        "/",
+        operation_id="create_incident",
+        summary="Create an incident",
+        description="Needs a key with the `write` scope. Every referenced record must exist and every "
+        "citation quote must be in its source's text (when the source has one). Send "
+        "`Idempotency-Key` to make retries safe.",
+        security=WRITE_SECURITY,
+        status_code=201,
+        responses=writes.created_responses(Incident, "incident"),
+        response_headers=writes.CREATED_HEADERS,
+    )
+    async def create_incident(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        data: JSONBody[IncidentCreate],
+        idempotency_key: writes.IdempotencyKey = None,
+    ) -> Response[bytes]:
+        return await writes.create(
+            conn,
+            writes.INCIDENTS,
+            data,
+            principal=principal,
+            settings=settings,
+            idempotency_key=idempotency_key,
+        )
+
+    @patch(
+        "/{record_id:uuid}",
+        operation_id="update_incident",
+        summary="Update an incident",
+        description="A partial update: an absent field is unchanged, `null` clears it, objects and "
+        "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
+        security=WRITE_SECURITY,
+        responses=writes.updated_responses(Incident, "incident"),
+        response_headers=writes.UPDATED_HEADERS,
+    )
+    async def update_incident(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        record_id: FromPath[UUID],
+        data: JSONBody[IncidentPatch],
+        if_match: writes.IfMatch = None,
+    ) -> Response[bytes]:
+        return await writes.update(
+            conn,
+            writes.INCIDENTS,
+            record_id,
+            data,
+            if_match=if_match,
+            principal=principal,
+            settings=settings,
+        )
+
+    @delete(
+        "/{record_id:uuid}",
+        operation_id="delete_incident",
+        summary="Delete an incident",
+        description="A soft delete: the record leaves every read, keeps its revisions, and the change "
+        "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
+        security=WRITE_SECURITY,
+        status_code=204,
+        responses=writes.deleted_responses(),
+    )
+    async def delete_incident(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        record_id: FromPath[UUID],
+        if_match: writes.IfMatch = None,
+    ) -> Response[None]:
+        return await writes.delete(
+            conn, writes.INCIDENTS, record_id, if_match=if_match, principal=principal, settings=settings
+        )

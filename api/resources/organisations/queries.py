@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 
+from api.filters import SqlBuilder
+from api.listing import page_sql
+from api.pagination import SortOrder, sort_orders
+from api.resources import patching
+from api.resources.organisations.filters import OrganisationFilters
 from api.resources.records import as_json, citation_rows, insert_citations_sql
-from schemas.organisations import OrganisationCreate, RelationshipIn
+from schemas.organisations import OrganisationCreate, OrganisationPatch, RelationshipIn
 
-LIST = """
-SELECT organisation_doc(o) FROM organisations o
- WHERE o.deleted_at IS NULL
- ORDER BY fold_name(o.name), o.id
- LIMIT $1
-"""
+# --- reads -------------------------------------------------------------------------------
+
+SORTS = sort_orders(
+    SortOrder("name", ("fold_name(o.name)", "o.id"), (str, UUID), descending=False),
+    SortOrder("-name", ("fold_name(o.name)", "o.id"), (str, UUID), descending=True),
+    SortOrder("-updated", ("o.updated_at", "o.id"), (dt.datetime, UUID), descending=True),
+    SortOrder("updated", ("o.updated_at", "o.id"), (dt.datetime, UUID), descending=False),
+)
+OrganisationSort = Literal["name", "-name", "-updated", "updated"]
 
 GET = "SELECT organisation_doc(o) FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
+READ = "SELECT organisation_doc(o) AS doc, o.version FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
+
+
+def list_query(
+    filters: OrganisationFilters, sort: SortOrder, after: tuple[Any, ...] | None, limit: int
+) -> tuple[str, list[Any]]:
+    sql = SqlBuilder()
+    filters.apply(sql)
+    return page_sql("organisations", "o", "organisation_doc", sql, sort, after, limit), sql.args
+
+
+# --- writes ------------------------------------------------------------------------------
 
 INSERT = f"""
 WITH o AS (
@@ -71,3 +93,31 @@ async def insert_relationships(
     conn: asyncpg.Connection, record_id: UUID, relationships: Sequence[RelationshipIn]
 ) -> None:
     await conn.execute(INSERT_RELATIONSHIPS, record_id, as_json(list(relationships)))
+
+
+# --- writes (PATCH): aliases, relationships and citations are replaced whole ---------------
+
+REPLACE_ALIASES = """
+INSERT INTO organisation_aliases (organisation_id, ordinal, alias)
+SELECT $1, t.ord, t.alias FROM unnest($2::text[]) WITH ORDINALITY AS t(alias, ord)
+"""
+
+REPLACE_CITATIONS = insert_citations_sql("organisation_id", "$1::uuid", "$2")
+
+
+async def update(conn: asyncpg.Connection, record_id: UUID, data: OrganisationPatch) -> None:
+    """Apply a partial update (an absent field is unchanged; lists are replaced whole)."""
+    columns: dict[str, Any] = {}
+    patching.plain(columns, data, "name", "kind", "country", "status", "description")
+    patching.external_ids(columns, data)
+    await patching.update_row(conn, "organisations", record_id, columns)
+    if patching.is_set(data.aliases):
+        await conn.execute("DELETE FROM organisation_aliases WHERE organisation_id = $1", record_id)
+        await conn.execute(REPLACE_ALIASES, record_id, list(data.aliases))
+    if patching.is_set(data.relationships):
+        # Their citations go with them (ON DELETE CASCADE).
+        await conn.execute("DELETE FROM organisation_relationships WHERE organisation_id = $1", record_id)
+        await insert_relationships(conn, record_id, data.relationships)
+    if patching.is_set(data.citations):
+        await conn.execute("DELETE FROM citations WHERE organisation_id = $1", record_id)
+        await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))

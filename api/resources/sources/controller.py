@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from litestar import Controller, Response, get
-from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, QueryParameter
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.errors import NotFound
-from api.openapi import PROBLEM_RESPONSES
+from api import writes
+from api.auth import WRITE_SECURITY, Principal
+from api.filters import Cursor, Limit
+from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
 from api.resources.sources import queries
-from api.responses import json_document, json_page
-from schemas.sources import Source, SourcePage
+from api.resources.sources.filters import SourceFilters, provide_source_filters
+from api.settings import Settings
+from schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
 
 
 class SourceController(Controller):
@@ -26,26 +28,135 @@ class SourceController(Controller):
         "/",
         operation_id="list_sources",
         summary="List sources",
-        responses={200: ResponseSpec(SourcePage, description="A page of sources"), **PROBLEM_RESPONSES},
+        description="Filters combine with AND; a repeated parameter means OR. Keyset pages: follow "
+        "`next_cursor` (or the `Link` header).",
+        responses=read_responses(SourcePage, "A page of sources"),
+        response_headers=PAGE_HEADERS,
+        dependencies={"filters": Provide(provide_source_filters, sync_to_thread=False)},
     )
     async def list_sources(
         self,
+        request: Request[Any, Any, Any],
         conn: NamedDependency[asyncpg.Connection],
-        limit: Annotated[int, QueryParameter(ge=1, le=500, description="Page size")] = 50,
+        settings: NamedDependency[Settings],
+        filters: NamedDependency[SourceFilters],
+        sort: Annotated[queries.SourceSort, QueryParameter(description="Sort order")] = "-created",
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> Response[bytes]:
-        rows = await conn.fetch(queries.LIST, limit)
-        return json_document(json_page([r[0] for r in rows], None))
+        order = queries.SORTS[sort]
+        return await list_response(
+            request,
+            conn,
+            settings,
+            resource="sources",
+            sort=order,
+            limit=limit,
+            cursor=cursor,
+            query=lambda after: queries.list_query(filters, order, after, limit),
+        )
 
     @get(
         "/{record_id:uuid}",
         operation_id="get_source",
         summary="Get one source",
-        responses={200: ResponseSpec(Source, description="The source"), **PROBLEM_RESPONSES},
+        responses=read_responses(Source, "The source"),
+        response_headers=READ_HEADERS,
     )
     async def get_source(
-        self, conn: NamedDependency[asyncpg.Connection], record_id: FromPath[UUID]
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        record_id: FromPath[UUID],
     ) -> Response[bytes]:
-        body = await conn.fetchval(queries.GET, record_id)
-        if body is None:
-            raise NotFound(f"No source with id {record_id}")
-        return json_document(body)
+        return await record_response(
+            request,
+            conn,
+            settings,
+            sql=queries.READ,
+            record_id=record_id,
+            missing=f"No source with id {record_id}",
+        )
+
+    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+
+    @post(
+        "/",
+        operation_id="create_source",
+        summary="Create a source",
+        description="Needs a key with the `write` scope. Every referenced record must exist and every "
+        "citation quote must be in its source's text (when the source has one). Send "
+        "`Idempotency-Key` to make retries safe.",
+        security=WRITE_SECURITY,
+        status_code=201,
+        responses=writes.created_responses(Source, "source"),
+        response_headers=writes.CREATED_HEADERS,
+    )
+    async def create_source(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        data: JSONBody[SourceCreate],
+        idempotency_key: writes.IdempotencyKey = None,
+    ) -> Response[bytes]:
+        return await writes.create(
+            conn,
+            writes.SOURCES,
+            data,
+            principal=principal,
+            settings=settings,
+            idempotency_key=idempotency_key,
+        )
+
+    @patch(
+        "/{record_id:uuid}",
+        operation_id="update_source",
+        summary="Update a source",
+        description="A partial update: an absent field is unchanged, `null` clears it, objects and "
+        "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
+        security=WRITE_SECURITY,
+        responses=writes.updated_responses(Source, "source"),
+        response_headers=writes.UPDATED_HEADERS,
+    )
+    async def update_source(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        record_id: FromPath[UUID],
+        data: JSONBody[SourcePatch],
+        if_match: writes.IfMatch = None,
+    ) -> Response[bytes]:
+        return await writes.update(
+            conn,
+            writes.SOURCES,
+            record_id,
+            data,
+            if_match=if_match,
+            principal=principal,
+            settings=settings,
+        )
+
+    @delete(
+        "/{record_id:uuid}",
+        operation_id="delete_source",
+        summary="Delete a source",
+        description="A soft delete: the record leaves every read, keeps its revisions, and the change "
+        "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
+        security=WRITE_SECURITY,
+        status_code=204,
+        responses=writes.deleted_responses(),
+    )
+    async def delete_source(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[Principal],
+        record_id: FromPath[UUID],
+        if_match: writes.IfMatch = None,
+    ) -> Response[None]:
+        return await writes.delete(
+            conn, writes.SOURCES, record_id, if_match=if_match, principal=principal, settings=settings
+        )

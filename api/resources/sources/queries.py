@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 
+from api.errors import UnprocessableEntity
+from api.filters import SqlBuilder
+from api.listing import page_sql
+from api.pagination import SortOrder, sort_orders
+from api.resources import patching
 from api.resources.records import as_json
-from schemas.sources import SourceCreate
+from api.resources.sources.filters import SourceFilters
+from schemas.problems import FieldError
+from schemas.sources import SourceCreate, SourcePatch
 
-LIST = """
-SELECT source_doc(s) FROM sources s
- WHERE s.deleted_at IS NULL
- ORDER BY s.id
- LIMIT $1
-"""
+# --- reads -------------------------------------------------------------------------------
+
+# Ids are time-ordered (UUIDv7), so id order is creation order.
+SORTS = sort_orders(
+    SortOrder("-created", ("s.id",), (UUID,), descending=True),
+    SortOrder("created", ("s.id",), (UUID,), descending=False),
+    SortOrder("-updated", ("s.updated_at", "s.id"), (dt.datetime, UUID), descending=True),
+    SortOrder("updated", ("s.updated_at", "s.id"), (dt.datetime, UUID), descending=False),
+)
+SourceSort = Literal["-created", "created", "-updated", "updated"]
 
 GET = "SELECT source_doc(s) FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL"
+READ = "SELECT source_doc(s) AS doc, s.version FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL"
+
+
+def list_query(
+    filters: SourceFilters, sort: SortOrder, after: tuple[Any, ...] | None, limit: int
+) -> tuple[str, list[Any]]:
+    sql = SqlBuilder()
+    filters.apply(sql)
+    return page_sql("sources", "s", "source_doc", sql, sort, after, limit), sql.args
+
+
+# --- writes ------------------------------------------------------------------------------
 
 INSERT = """
 INSERT INTO sources (id, kind, title, url, publisher, published_on, retrieved_at, language, text, external_ids)
@@ -38,3 +63,34 @@ async def insert(conn: asyncpg.Connection, record_id: UUID, data: SourceCreate) 
         data.text,
         as_json(data.external_ids),
     )
+
+
+# --- writes (PATCH) ---------------------------------------------------------------------------
+
+# After the text changed: the citations whose quote it no longer contains (the trigger on
+# citations only checks quotes when a citation is written).
+QUOTES_LOST = """
+SELECT count(*) FROM citations c JOIN sources s ON s.id = c.source_id
+ WHERE s.id = $1 AND s.text IS NOT NULL AND strpos(s.text, c.quote) = 0
+"""
+
+
+class QuotesNoLongerInText(UnprocessableEntity):
+    code, title = "quotes_not_in_text", "Citations would no longer be found in the source text"
+
+
+async def update(conn: asyncpg.Connection, record_id: UUID, data: SourcePatch) -> None:
+    """Apply a partial update. A new ``text`` must still contain every quote that cites it."""
+    columns: dict[str, Any] = {}
+    patching.plain(
+        columns, data, "kind", "title", "url", "publisher", "published_on", "retrieved_at", "language", "text"
+    )
+    patching.external_ids(columns, data)
+    await patching.update_row(conn, "sources", record_id, columns)
+    if patching.is_set(data.text):
+        lost = await conn.fetchval(QUOTES_LOST, record_id)
+        if lost:
+            raise QuotesNoLongerInText(
+                f"{lost} citation(s) quote this source and their quotes are not in the new text.",
+                errors=[FieldError(field="text", message=f"{lost} cited quote(s) are not in the new text")],
+            )

@@ -1,0 +1,280 @@
+"""Export streams: records read through a server-side cursor, written out as they come.
+
+Memory stays flat whatever the number of rows: a cursor inside a transaction fetches
+:data:`FETCH_ROWS` rows at a time and each row is encoded and handed on before the next batch.
+
+- ``ndjson``: one ``{"type": …, "record": {…}}`` line per record — the import format, so an export
+  of every resource imports as is into another database;
+- ``csv``: one row per record, nested values (lists, objects) as compact JSON in their cell;
+- ``geojson``: incidents as a FeatureCollection of points (``null`` geometry without coordinates),
+  the record as the feature's properties;
+- ``stix``: a STIX 2.1 bundle (:mod:`api.exports.stix`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from api.exports import stix
+from api.filters import SqlBuilder
+
+Resource = Literal["incidents", "organisations", "statements", "sources"]
+Format = Literal["ndjson", "csv", "geojson", "stix"]
+FETCH_ROWS = 500
+FLUSH_BYTES = 1 << 16
+
+MEDIA_TYPES: dict[str, str] = {
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "geojson": "application/geo+json",
+    "stix": "application/stix+json;version=2.1",
+}
+EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "geojson": "geojson", "stix": "stix.json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    record_type: str
+    table: str
+    alias: str
+    doc: str
+    csv_columns: tuple[tuple[str, str], ...]
+    """(header, dotted path in the document)."""
+
+
+def _columns(*paths: str) -> tuple[tuple[str, str], ...]:
+    return tuple((p.replace(".", "_"), p) for p in paths)
+
+
+TABLES: dict[str, Table] = {
+    "incidents": Table(
+        "incident",
+        "incidents",
+        "i",
+        "incident_doc",
+        _columns(
+            "id",
+            "version",
+            "title",
+            "summary",
+            "type",
+            "subtype",
+            "occurred.start",
+            "occurred.end",
+            "occurred.precision",
+            "location.country",
+            "location.admin1",
+            "location.admin2",
+            "location.place",
+            "location.lat",
+            "location.lon",
+            "location.precision",
+            "casualties.killed.low",
+            "casualties.killed.best",
+            "casualties.killed.high",
+            "casualties.injured.low",
+            "casualties.injured.best",
+            "casualties.injured.high",
+            "casualties.breakdown",
+            "participants",
+            "external_ids",
+            "citations",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+    "organisations": Table(
+        "organisation",
+        "organisations",
+        "o",
+        "organisation_doc",
+        _columns(
+            "id",
+            "version",
+            "name",
+            "aliases",
+            "kind",
+            "country",
+            "status",
+            "description",
+            "relationships",
+            "external_ids",
+            "citations",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+    "statements": Table(
+        "statement",
+        "statements",
+        "s",
+        "statement_doc",
+        _columns(
+            "id",
+            "version",
+            "title",
+            "issuer_id",
+            "addressed_to_id",
+            "speaker",
+            "form",
+            "issued.start",
+            "issued.end",
+            "issued.precision",
+            "summary",
+            "claims",
+            "figures",
+            "related_incident_ids",
+            "organisations",
+            "external_ids",
+            "citations",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+    "sources": Table(
+        "source",
+        "sources",
+        "s",
+        "source_doc",
+        _columns(
+            "id",
+            "version",
+            "kind",
+            "title",
+            "url",
+            "publisher",
+            "published_on",
+            "retrieved_at",
+            "language",
+            "sha256",
+            "text",
+            "external_ids",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+}
+
+Filters = Any
+"""A resource's filters (``api/resources/<r>/filters.py``): anything with ``apply(SqlBuilder)``."""
+
+
+def select_sql(resource: str, filters: Filters | None, columns: str) -> tuple[str, list[Any]]:
+    table = TABLES[resource]
+    sql = SqlBuilder()
+    if filters is not None:
+        filters.apply(sql)  # also restricts to live records
+    else:
+        sql.where(f"{table.alias}.deleted_at IS NULL")
+    return (
+        f"SELECT {columns} FROM {table.table} {table.alias} WHERE {sql.where_sql()} ORDER BY {table.alias}.id",
+        sql.args,
+    )
+
+
+async def _rows(conn: asyncpg.Connection, sql: str, args: list[Any]) -> AsyncIterator[asyncpg.Record]:
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        async for row in conn.cursor(sql, *args, prefetch=FETCH_ROWS):
+            yield row
+
+
+async def _buffered(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Join small pieces into chunks of about :data:`FLUSH_BYTES` (fewer, larger writes)."""
+    buffer = bytearray()
+    async for part in parts:
+        buffer += part
+        if len(buffer) >= FLUSH_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+async def _ndjson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+    table = TABLES[resource]
+    sql, args = select_sql(resource, filters, f"{table.doc}({table.alias})")
+    head = b'{"type":"' + table.record_type.encode() + b'","record":'
+    async for row in _rows(conn, sql, args):
+        yield head + row[0] + b"}\n"
+
+
+def _cell(document: dict[str, Any], path: str) -> Any:
+    value: Any = document
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if isinstance(value, list | dict):
+        return msgspec.json.encode(value).decode()
+    return value
+
+
+async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+    table = TABLES[resource]
+    sql, args = select_sql(resource, filters, f"{table.doc}({table.alias})")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([header for header, _ in table.csv_columns])
+    async for row in _rows(conn, sql, args):
+        document = msgspec.json.decode(row[0])
+        writer.writerow([_cell(document, path) for _, path in table.csv_columns])
+        if out.tell() >= FLUSH_BYTES:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
+
+
+GEOJSON_FEATURE = """json_build_object(
+  'type', 'Feature', 'id', i.id,
+  'geometry', CASE WHEN i.lat IS NULL THEN NULL
+                   ELSE json_build_object('type', 'Point', 'coordinates', json_build_array(i.lon, i.lat)) END,
+  'properties', incident_doc(i))"""
+
+
+async def _geojson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+    sql, args = select_sql(resource, filters, GEOJSON_FEATURE)
+    yield b'{"type":"FeatureCollection","features":['
+    separator = b""
+    async for row in _rows(conn, sql, args):
+        yield separator + row[0]
+        separator = b","
+    yield b"]}\n"
+
+
+async def _stix(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+    table = TABLES[resource]
+    sql, args = select_sql(resource, filters, stix.COLUMNS[resource])
+    yield b'{"type":"bundle","id":"' + stix.bundle_id(resource, sql, args).encode() + b'","objects":['
+    yield msgspec.json.encode(stix.PRODUCER)
+    async for row in _rows(conn, sql, args):
+        for item in stix.objects(table.record_type, row):
+            yield b"," + msgspec.json.encode(item)
+    yield b"]}\n"
+
+
+WRITERS: dict[str, Callable[[asyncpg.Connection, str, Filters | None], AsyncIterator[bytes]]] = {
+    "ndjson": _ndjson,
+    "csv": _csv,
+    "geojson": _geojson,
+    "stix": _stix,
+}
+
+
+def export(
+    conn: asyncpg.Connection, resource: str, fmt: str, filters: Filters | None
+) -> AsyncIterator[bytes]:
+    """The export as a stream of byte chunks. GeoJSON is for incidents only (checked by the
+    caller)."""
+    return _buffered(WRITERS[fmt](conn, resource, filters))
+
+
+def filename(resource: str, fmt: str) -> str:
+    return f"{resource}.{EXTENSIONS[fmt]}"

@@ -1,0 +1,68 @@
+"""Bulk importers: UCDP GED CSV files and NDJSON in the API's own shapes.
+
+Both load through COPY into temporary staging tables, check everything there, then move the
+rows into the real tables with ``INSERT … SELECT`` and write one revision per record (the change
+feed sees imports). Each file (or request) is one transaction: all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Errors reported per import: enough to fix a file, not so many that a wrong file floods the
+# terminal or the response.
+MAX_REPORTED_ERRORS = 100
+
+# Settings for the import's transaction. The checks' correlated subqueries get huge cost
+# estimates that trip JIT compilation: on a 50,000-row import compiling took 1.3 s of the
+# checks' 1.4 s, running them 0.1 s.
+BULK_SETTINGS = "SET LOCAL jit = off"
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """Something wrong on one line of the input (1-based physical line number)."""
+
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f": {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+class ImportFailed(Exception):
+    """The input was refused; nothing was written. ``errors`` lists what is wrong, by line."""
+
+    def __init__(self, message: str, errors: list[LineError] | None = None, total_errors: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+        self.total_errors = max(total_errors, len(self.errors))
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  {e}" for e in self.errors)]
+        if self.total_errors > len(self.errors):
+            lines.append(f"  … and {self.total_errors - len(self.errors)} more")
+        return "\n".join(lines)
+
+
+class UnknownLayout(ImportFailed):
+    """The file is not in a layout the importer knows."""
+
+
+@dataclass(slots=True)
+class ErrorLog:
+    """Collects line errors, keeping the first :data:`MAX_REPORTED_ERRORS` and a total count."""
+
+    errors: list[LineError] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, error: LineError) -> None:
+        self.total += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+    def __bool__(self) -> bool:
+        return self.total > 0

@@ -1,0 +1,41 @@
+"""Filters of source lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
+
+from litestar.params import QueryParameter
+
+from api.filters import SearchText, SqlBuilder, UpdatedAfter, require_timezone
+from schemas.sources import SourceKind
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFilters:
+    kind: tuple[str, ...] = ()
+    q: str | None = None
+    updated_after: dt.datetime | None = None
+
+    def apply(self, sql: SqlBuilder) -> None:
+        """Add the conditions on ``sources s`` (live records only)."""
+        sql.where("s.deleted_at IS NULL")
+        if self.kind:
+            sql.where(f"s.kind = ANY({sql.param(list(self.kind))}::text[])")
+        if self.q is not None:
+            sql.where(f"s.search @@ websearch_to_tsquery('english'::regconfig, {sql.param(self.q)})")
+        if self.updated_after is not None:
+            sql.where(f"s.updated_at > {sql.param(self.updated_after)}")
+
+
+def provide_source_filters(
+    kind: Annotated[
+        list[SourceKind] | None, QueryParameter(description="Kind; repeat for any of several")
+    ] = None,
+    q: SearchText = None,
+    updated_after: UpdatedAfter = None,
+) -> SourceFilters:
+    """Source filters. ``q`` searches titles and publishers."""
+    require_timezone("updated_after", updated_after)
+    return SourceFilters(kind=tuple(kind or ()), q=q, updated_after=updated_after)

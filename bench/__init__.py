@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): data generators, runners and their results under ``bench/results``."""

@@ -1,0 +1,235 @@
+"""Bulk import and export benchmark → bench/results/import_export.md.
+
+    python bench/import_export.py [--url POSTGRES_URL] [--rows 1000000] [--ucdp FILE ...]
+
+- UCDP import: rows/s of `secevents import ucdp` for the files in data/ucdp/ (plus any given);
+- NDJSON import: a generated file of N incidents (1 source, 20 organisations, each incident with
+  two participants, a breakdown and a citation) → rows/s;
+- export memory: peak RSS of a process exporting 10,000 incidents vs all N (NDJSON and CSV);
+  flat means streaming works.
+
+Each run uses a database of its own on the server (`--url`, default: an embedded PostgreSQL in
+/tmp/secevents-bench-pg). Numbers are wall-clock on whatever machine runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api import db  # noqa: E402
+from api.exports import formats  # noqa: E402
+from api.importers import ndjson, ucdp  # noqa: E402
+from api.resources.incidents.filters import IncidentFilters  # noqa: E402
+
+UCDP_FILES = [
+    ROOT / "data" / "ucdp" / "ged_pakistan.csv",
+    ROOT / "data" / "ucdp" / "ged_global_sample_1000.csv",
+]
+RESULTS = ROOT / "bench" / "results" / "import_export.md"
+SMALL_EXPORT = 10_000
+
+
+def with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority, _, _ = rest.partition("/")
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+async def fresh_database(server: str) -> str:
+    name = f"se_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = with_database(server, name)
+    await asyncio.to_thread(db.upgrade, url)
+    return url
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+    await db.init_connection(conn)
+    return conn
+
+
+def generate_ndjson(path: Path, rows: int) -> None:
+    """A source, 20 organisations and ``rows`` incidents; the first SMALL_EXPORT are battles."""
+    source = str(uuid.uuid4())
+    orgs = [str(uuid.uuid4()) for _ in range(20)]
+    with path.open("w", encoding="utf-8") as f:
+        f.write(
+            json.dumps({"type": "source", "record": {"id": source, "kind": "dataset", "title": "Generated"}})
+            + "\n"
+        )
+        for k, org in enumerate(orgs):
+            organisation = {
+                "id": org,
+                "name": f"Group {k}",
+                "kind": "armed_group",
+                "citations": [{"source_id": source, "quote": f"Group {k}"}],
+            }
+            f.write(json.dumps({"type": "organisation", "record": organisation}) + "\n")
+        for i in range(rows):
+            day = f"20{10 + i % 14:02d}-{1 + i % 12:02d}-{1 + i % 28:02d}"
+            record: dict[str, Any] = {
+                "title": f"Generated incident {i}",
+                "type": "battle" if i < SMALL_EXPORT else "protest",
+                "occurred": {"start": day, "end": day, "precision": "day"},
+                "location": {
+                    "country": "PK",
+                    "admin1": "Punjab",
+                    "lat": 31.5 + (i % 100) / 100,
+                    "lon": 74.3,
+                    "precision": "near",
+                },
+                "participants": [
+                    {"organisation_id": orgs[i % 20], "role": "perpetrator"},
+                    {"organisation_id": orgs[(i + 1) % 20], "role": "target"},
+                ],
+                "casualties": {
+                    "killed": {"low": 1, "best": 2, "high": 3},
+                    "breakdown": [{"group": "civilians", "killed": {"best": 2}}],
+                },
+                "external_ids": {"bench_id": str(i)},
+                "citations": [{"source_id": source, "quote": f"incident {i}"}],
+            }
+            f.write(json.dumps({"type": "incident", "record": record}) + "\n")
+
+
+async def bench_ucdp(server: str, files: list[Path]) -> list[str]:
+    lines = []
+    for path in files:
+        url = await fresh_database(server)
+        conn = await connect(url)
+        try:
+            started = time.perf_counter()
+            summary = await ucdp.import_file(conn, path)
+            elapsed = time.perf_counter() - started
+        finally:
+            await conn.close()
+        lines.append(
+            f"| UCDP `{path.name}` | {summary.rows_read:,} | {elapsed:.2f} s | {summary.rows_read / elapsed:,.0f} |"
+        )
+    return lines
+
+
+async def bench_ndjson(server: str, rows: int, workdir: Path) -> tuple[str, str]:
+    path = workdir / "generated.ndjson"
+    generate_ndjson(path, rows)
+    url = await fresh_database(server)
+    conn = await connect(url)
+    try:
+        started = time.perf_counter()
+        with path.open("rb") as f:
+            result = await ndjson.import_lines(conn, ndjson.file_chunks(f), actor="bench")
+        elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+    records = sum(result.created.values())
+    size = path.stat().st_size / 1e6
+    return (
+        url,
+        f"| NDJSON generated ({size:,.0f} MB) | {records:,} | {elapsed:.2f} s | {records / elapsed:,.0f} |",
+    )
+
+
+def export_in_child(url: str, fmt: str, small: bool) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, bytes) of a separate process exporting incidents."""
+    code = (
+        "import asyncio, resource, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import bench.import_export as b\n"
+        f"print(*asyncio.run(b.export_to_null({url!r}, {fmt!r}, {small!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+async def export_to_null(url: str, fmt: str, small: bool) -> tuple[float, float, int]:
+    conn = await connect(url)
+    filters = IncidentFilters(type=("battle",)) if small else IncidentFilters()
+    written = 0
+    started = time.perf_counter()
+    try:
+        async for chunk in formats.export(conn, "incidents", fmt, filters):
+            written += len(chunk)
+    finally:
+        await conn.close()
+    elapsed = time.perf_counter() - started
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, written
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", help="maintenance URL of a PostgreSQL server (default: embedded)")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--ucdp", type=Path, nargs="*", default=[], help="more UCDP GED CSV files")
+    args = parser.parse_args()
+    embedded = None
+    server = args.url
+    if server is None:
+        embedded = db.EmbeddedPostgres(Path("/tmp/secevents-bench-pg"))
+        server = await asyncio.to_thread(embedded.start)
+    try:
+        import_rows = await bench_ucdp(server, [*UCDP_FILES, *args.ucdp])
+        with tempfile.TemporaryDirectory() as workdir:
+            url, ndjson_row = await bench_ndjson(server, args.rows, Path(workdir))
+        import_rows.append(ndjson_row)
+        export_rows = []
+        for fmt in ("ndjson", "csv"):
+            for small in (True, False):
+                elapsed, rss, written = await asyncio.to_thread(export_in_child, url, fmt, small)
+                count = SMALL_EXPORT if small else args.rows
+                export_rows.append(
+                    f"| {fmt} | {count:,} | {written / 1e6:,.0f} MB | {elapsed:.1f} s | {count / elapsed:,.0f} | {rss:,.0f} MB |"
+                )
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+    report = "\n".join(
+        [
+            "# Import and export benchmark",
+            "",
+            f"`python bench/import_export.py --rows {args.rows}` — {time.strftime('%Y-%m-%d')}, "
+            f"PostgreSQL {'embedded' if args.url is None else 'at --url'}, one machine shared by the database and the importer.",
+            "",
+            "## Import (one transaction per file, COPY into staging tables, revisions included)",
+            "",
+            "| input | records | time | records/s |",
+            "|---|---:|---:|---:|",
+            *import_rows,
+            "",
+            "## Export memory (a separate process per export; peak RSS of the whole process)",
+            "",
+            "| format | incidents | output | time | rows/s | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|",
+            *export_rows,
+            "",
+        ]
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report, encoding="utf-8")
+    print(report)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

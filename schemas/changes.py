@@ -1,0 +1,35 @@
+"""The change feed: every create, update and delete in commit order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+from uuid import UUID
+
+from schemas.common import Base
+
+RecordType = Literal["incident", "organisation", "statement", "source"]
+Operation = Literal["create", "update", "delete"]
+
+
+class Change(Base, kw_only=True):
+    """One committed write. ``data`` is the record as of ``version`` (its v1 document), or
+    ``null`` with ``deleted: true`` for a delete (a tombstone)."""
+
+    seq: int
+    type: RecordType
+    id: UUID
+    version: int
+    operation: Operation
+    committed_at: dt.datetime
+    deleted: bool = False
+    data: dict[str, Any] | None = None
+
+
+class ChangePage(Base, kw_only=True):
+    """``next_cursor`` is always set: pass it as ``after`` to get the changes committed since.
+    ``has_more`` says whether more changes were already waiting when this page was read."""
+
+    data: list[Change]
+    next_cursor: str
+    has_more: bool = False

@@ -1,0 +1,29 @@
+"""Revision history: every version of a record, who wrote it and when."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from schemas.changes import Operation, RecordType
+from schemas.common import Base
+
+
+class Revision(Base, kw_only=True):
+    """A record as it was after one write. ``api_key_id`` is the key that wrote it (``null``
+    for the sample dataset and importers run from the command line, named by ``actor``)."""
+
+    type: RecordType
+    id: UUID
+    version: int
+    operation: Operation
+    committed_at: dt.datetime
+    api_key_id: UUID | None = None
+    actor: str
+    data: dict[str, Any]
+
+
+class RevisionPage(Base, kw_only=True):
+    data: list[Revision]
+    next_cursor: str | None = None

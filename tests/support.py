@@ -1,0 +1,82 @@
+"""Test-only routes, registered only in apps built by the tests (never in the served API):
+a request that stays in PostgreSQL for a chosen time (``pg_sleep``), and one that reads its
+body. They make slow requests and bodies real without depending on other endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import asyncpg
+from litestar import Litestar, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from api.app import create_app
+from api.settings import Settings
+
+SLEEP_PATH = "/test/sleep"
+ECHO_PATH = "/test/echo"
+
+
+@get(SLEEP_PATH, operation_id="test_sleep", include_in_schema=False)
+async def sleep_in_database(
+    conn: NamedDependency[asyncpg.Connection],
+    seconds: Annotated[float, QueryParameter(ge=0, le=60)] = 1.0,
+) -> Response[bytes]:
+    await conn.execute("SELECT pg_sleep($1)", seconds)
+    return Response(content=b'{"slept":true}', media_type="application/json")
+
+
+@post(ECHO_PATH, operation_id="test_echo", include_in_schema=False, status_code=200)
+async def echo_body_size(request: Request[object, object, object]) -> dict[str, int]:
+    return {"bytes": len(await request.body())}
+
+
+async def running_sleeps(conn: asyncpg.Connection) -> int:
+    """How many ``pg_sleep`` queries of the test routes run in this database right now."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+    )
+    return count
+
+
+async def wait_until(
+    probe: Callable[[asyncpg.Connection], Awaitable[int]],
+    conn: asyncpg.Connection,
+    expected: int,
+) -> None:
+    """Poll until ``probe(conn) == expected``. No timed assertion: the test's timeout is the
+    only clock.
+    """
+    while True:
+        if await probe(conn) == expected:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def until(condition: Callable[[], object], interval: float = 0.01) -> None:
+    """Wait until ``condition()`` (or the value it awaits to) is true, polling."""
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(interval)
+
+
+def create_test_app(settings: Settings) -> Litestar:
+    app = create_app(settings)
+    app.register(sleep_in_database)
+    app.register(echo_body_size)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Granian factory: the API plus the test-only routes, configured from the environment."""
+    return create_test_app(Settings.from_env())
