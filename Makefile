@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install openapi client bench bench-read fuzz clean
+.PHONY: serve test lint install openapi client bench-read bench-import fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ openapi: $(INSTALLED)
 ## results in bench/results/read.md.
 bench-read: $(INSTALLED)
 	$(BIN)/python -m bench.read
+
+## Import rows/s and streamed-export memory → bench/results/import_export.md
+bench-import: $(INSTALLED)
+	$(BIN)/python -m bench.import_export
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -12,7 +12,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, Contact, License, SecurityScheme, Server, Tag
 
 from api import db, seed
@@ -24,7 +23,7 @@ from api.exports.controller import ExportController
 from api.filters import reject_unknown_query_parameters
 from api.health import HealthController
 from api.limits import RequestLimitsMiddleware
-from api.middleware import RequestIdMiddleware
+from api.middleware import OptionsAllowMiddleware, RequestIdMiddleware
 from api.msgpack import MsgpackMiddleware
 from api.observability import (
     AccessLogMiddleware,
@@ -33,7 +32,7 @@ from api.observability import (
     logging_formatters,
     metrics_endpoint,
 )
-from api.openapi import add_write_links, without_generated_examples
+from api.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
 from api.resources.changes.controller import ChangeController
 from api.resources.imports.controller import ImportController
 from api.resources.incidents.controller import IncidentController
@@ -90,7 +89,7 @@ def openapi_config() -> OpenAPIConfig:
         security=[{}, {SECURITY_SCHEME: []}],
         path="/schema",
         # The spec as JSON only: the interactive docs are /docs, served offline (api/docs.py).
-        render_plugins=[JsonRenderPlugin()],
+        render_plugins=[DocumentRenderPlugin()],
         create_examples=False,
         use_handler_docstrings=False,
     )
@@ -176,6 +175,9 @@ def _harden(app: Litestar, settings: Settings) -> None:
         app.on_shutdown.append(metrics.worker_exited)
     app.asgi_handler = RequestIdMiddleware(
         AccessLogMiddleware(
-            SecurityHeadersMiddleware(RequestLimitsMiddleware(app.asgi_handler, settings.api)), metrics
+            SecurityHeadersMiddleware(
+                RequestLimitsMiddleware(OptionsAllowMiddleware(app.asgi_handler, app), settings.api)
+            ),
+            metrics,
         )
     )

@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import QueryParameter
 
 from api.errors import InvalidParameter
@@ -29,9 +31,19 @@ SearchText = Annotated[
         description='Full-text search (PostgreSQL `websearch_to_tsquery`: words, "phrases", -exclusions, or)',
     ),
 ]
+# Taken as text and parsed by `instant`: Litestar's lax conversion to `datetime` also turns
+# numbers ("0.5", "1700000000") into Unix timestamps, which the spec (date-time) does not allow.
 UpdatedAfter = Annotated[
-    dt.datetime | None,
-    QueryParameter(description="Only records changed after this instant (RFC 3339, with a time zone)"),
+    str | None,
+    QueryParameter(
+        description="Only records changed after this instant (RFC 3339, with a time zone)",
+        schema_extra={
+            "oneOf": [
+                Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+                Schema(type=OpenAPIType.NULL),
+            ]
+        },
+    ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1–500)")]
 Cursor = Annotated[
@@ -42,7 +54,7 @@ Cursor = Annotated[
         description="`next_cursor` of the previous page (opaque; keep every other parameter the same)",
     ),
 ]
-MinCount = Annotated[int | None, QueryParameter(ge=0, le=INT4_MAX)]
+MinCount = Annotated[int | None, QueryParameter(ge=0, le=INT4_MAX, schema_extra={"minimum": 0})]
 
 
 class SqlBuilder:
@@ -66,6 +78,18 @@ class SqlBuilder:
 def check_range(low_name: str, low: Any, high_name: str, high: Any) -> None:
     if low is not None and high is not None and low > high:
         raise InvalidParameter(high_name, f"must not be before `{low_name}`")
+
+
+def instant(name: str, value: str | None) -> dt.datetime | None:
+    """An RFC 3339 date-time with a time zone (``updated_after``), and nothing else."""
+    if value is None:
+        return None
+    try:
+        parsed = msgspec.convert(value, dt.datetime, strict=True)
+    except msgspec.ValidationError:
+        raise InvalidParameter(name, "is not an RFC 3339 date-time (e.g. `2024-01-01T00:00:00Z`)") from None
+    require_timezone(name, parsed)
+    return parsed
 
 
 def require_timezone(name: str, value: dt.datetime | None) -> None:
@@ -125,17 +149,20 @@ def bbox_condition(sql: SqlBuilder, box: BoundingBox, point: str) -> str:
 
 
 # Query parameters each handler accepts, worked out once from its signature and dependencies.
-_ACCEPTED: dict[tuple[int, tuple[str, ...]], frozenset[str]] = {}
+# Keyed by id(); the handler itself is kept with its entry and compared, because an id is
+# reused once its object is gone (apps built and dropped one after another, as in tests, got
+# another handler's parameters: /v1/exports/organisations answered with /v1/incidents' list).
+_ACCEPTED: dict[tuple[int, tuple[str, ...]], tuple[HTTPRouteHandler, frozenset[str]]] = {}
 
 
 def _accepted_parameters(handler: HTTPRouteHandler, path_params: tuple[str, ...]) -> frozenset[str]:
     key = (id(handler), path_params)
-    accepted = _ACCEPTED.get(key)
-    if accepted is None:
+    entry = _ACCEPTED.get(key)
+    if entry is None or entry[0] is not handler:
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_params))  # type: ignore[arg-type]
-        accepted = frozenset(p.field_alias for p in model.expected_query_params)
-        _ACCEPTED[key] = accepted
-    return accepted
+        entry = (handler, frozenset(p.field_alias for p in model.expected_query_params))
+        _ACCEPTED[key] = entry
+    return entry[1]
 
 
 async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:

@@ -1,11 +1,13 @@
-"""ASGI middleware: the request id, in and out."""
+"""ASGI middleware: the request id, in and out; the `Allow` header of OPTIONS."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
+from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -40,3 +42,44 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class OptionsAllowMiddleware:
+    """Answers ``OPTIONS`` with every method of the path in ``Allow``.
+
+    Works around litestar#4169 (fixed only in Litestar 3): when handlers of one path are
+    registered separately, the automatic OPTIONS handler keeps the method list of the route it
+    was first built for (``Allow: DELETE, OPTIONS`` where GET and PATCH exist too). The final
+    route still holds that handler, so its methods are looked up by the handler that answered.
+    """
+
+    def __init__(self, app: ASGIApp, litestar_app: Litestar) -> None:
+        self.app = app
+        self._litestar_app = litestar_app
+        self._allow: dict[int, bytes] | None = None
+
+    def _allow_for(self, handler: object) -> bytes | None:
+        if self._allow is None:  # routes are final once the app serves
+            self._allow = {
+                id(route_handler): ", ".join(sorted(route.methods)).encode()
+                for route in self._litestar_app.routes
+                if isinstance(route, HTTPRoute)
+                for route_handler in route.route_handlers
+                if "OPTIONS" in route_handler.http_methods
+            }
+        return self._allow.get(id(handler))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                allow = self._allow_for(scope.get("route_handler"))
+                if allow is not None:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                    message["headers"] = [*headers, (b"allow", allow)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar
+import msgspec
+from litestar import Litestar, Request
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from schemas.problems import Problem
 
@@ -22,11 +25,19 @@ PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
 }
 
 
+def optional_list_of(item: Schema) -> dict[str, Any]:
+    """``schema_extra`` for an optional list query parameter (``list[str] | None``) whose items
+    have constraints: Litestar drops constraints written inside list items, so the parameter's
+    ``oneOf`` is declared whole here, next to the parameter it documents."""
+    return {"oneOf": [Schema(type=OpenAPIType.ARRAY, items=item), Schema(type=OpenAPIType.NULL)]}
+
+
 def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec with what Litestar cannot derive from the handlers: ``application/msgpack``
     offered next to every JSON request body and response (the MessagePack middleware,
     :mod:`api.msgpack`, serves them all) and the NDJSON body of ``POST /v1/imports``. Apply it
     to the dict of the app's spec wherever the spec is built, served or committed."""
+    from api.exports.controller import document_export_media_types
     from api.msgpack import add_msgpack_media_types
     from api.resources.imports.controller import REQUEST_BODY
     from api.writes import document_write_headers
@@ -35,7 +46,67 @@ def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     if isinstance(operation, dict):
         operation["requestBody"] = REQUEST_BODY
     document_write_headers(spec)
+    document_export_media_types(spec)
+    document_query_string_limit(spec)
+    request_components_from_msgspec(spec)
+    _overlapping_unions_as_any_of(spec)
     return add_msgpack_media_types(spec)
+
+
+def document_query_string_limit(spec: dict[str, Any]) -> None:
+    """Every operation can answer 414: :class:`api.limits.RequestLimitsMiddleware` refuses
+    over-long query strings before routing."""
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault(
+                    "414",
+                    {
+                        "description": "Query string too long",
+                        "content": {
+                            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        },
+                    },
+                )
+
+
+def request_components_from_msgspec(spec: dict[str, Any]) -> None:
+    """The components of request bodies (``schemas.common.RequestBase``) as msgspec, which
+    validates them, describes them. Litestar's derivation loses what the server enforces:
+    constraints inside ``Optional`` or equal to 0, dict key patterns (``propertyNames``), and
+    ``additionalProperties: false`` for structs that forbid unknown fields."""
+    from schemas.common import RequestBase
+
+    components = spec.get("components", {}).get("schemas", {})
+    structs: list[type] = []
+    pending: list[type] = [RequestBase]
+    while pending:
+        struct = pending.pop()
+        pending.extend(struct.__subclasses__())
+        if struct.__name__ in components:
+            structs.append(struct)
+    _, derived = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    for name, component in derived.items():
+        if name in components or any(struct.__name__ == name for struct in structs):
+            components[name] = component
+        else:
+            components.setdefault(name, component)
+
+
+def _overlapping_unions_as_any_of(node: Any) -> None:
+    """``int | float`` comes out of Litestar as ``oneOf: [integer, number]``, which no integer
+    satisfies (it matches both branches): such a union is an ``anyOf``."""
+    if isinstance(node, dict):
+        branches = node.get("oneOf")
+        if isinstance(branches, list) and {"integer", "number"} <= {
+            b.get("type") for b in branches if isinstance(b, dict)
+        }:
+            node["anyOf"] = node.pop("oneOf")
+        for value in node.values():
+            _overlapping_unions_as_any_of(value)
+    elif isinstance(node, list):
+        for value in node:
+            _overlapping_unions_as_any_of(value)
 
 
 def without_generated_examples(app: Litestar) -> None:
@@ -79,3 +150,46 @@ def add_write_links(app: Litestar) -> None:
             for name, (operation_id, parameters) in wanted.items()
             if operation_id in operation_ids
         }
+
+
+def document(app: Litestar) -> dict[str, Any]:
+    """The app's OpenAPI document, complete: what Litestar derives from the handlers plus
+    :func:`with_formats`. The same document is served at ``/schema/openapi.json``, committed as
+    ``openapi/openapi.json`` and read by the SDK generator."""
+    spec = with_formats(msgspec.json.decode(msgspec.json.encode(app.openapi_schema.to_schema())))
+    document_header_parameters(spec, require_if_match=app.state["settings"].api.require_if_match)
+    return spec
+
+
+# What `api.etags.is_valid_if_match` accepts: `*` or quoted tags, comma-separated.
+IF_MATCH_PATTERN = r'^(\*|"[^",]*"( *, *"[^",]*")*)$'
+
+
+def document_header_parameters(spec: dict[str, Any], *, require_if_match: bool) -> None:
+    """Header parameters as the server takes them: never null (``str | None`` only means
+    "optional"; a header cannot hold null), and ``If-Match`` in its accepted syntax and
+    required when this server answers 428 without it (``SECEVENTS_REQUIRE_IF_MATCH``)."""
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") != "header":
+                    continue
+                schema = parameter["schema"]
+                branches = [b for b in schema.pop("oneOf", []) if b.get("type") != "null"]
+                if len(branches) == 1:
+                    schema.update(branches[0])
+                elif branches:
+                    schema["oneOf"] = branches
+                if parameter["name"] == "If-Match":
+                    schema["pattern"] = IF_MATCH_PATTERN
+                    parameter["required"] = require_if_match
+
+
+class DocumentRenderPlugin(JsonRenderPlugin):
+    """Serves :func:`document` rather than Litestar's bare derivation, so the served spec and
+    the committed one never differ."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return msgspec.json.encode(document(request.app))

@@ -12,9 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import msgspec
-
 from api.app import create_app
+from api.openapi import document
 from api.settings import ApiSettings, DatabaseSettings, Settings
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -31,9 +30,7 @@ def spec_settings() -> Settings:
 
 
 def render(settings: Settings | None = None) -> str:
-    app = create_app(settings or spec_settings())
-    # msgspec first: defaults in the schema may be Structs, which `json` cannot encode.
-    spec = json.loads(msgspec.json.encode(app.openapi_schema.to_schema()))
+    spec = document(create_app(settings or spec_settings()))
     return json.dumps(spec, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

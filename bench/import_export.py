@@ -51,8 +51,13 @@ def with_database(url: str, name: str) -> str:
     return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
+CREATED_DATABASES: list[str] = []
+
+
 async def fresh_database(server: str) -> str:
+    """A new migrated database on ``server``; dropped again by :func:`drop_databases`."""
     name = f"se_bench_{uuid.uuid4().hex[:8]}"
+    CREATED_DATABASES.append(name)
     conn = await asyncpg.connect(server)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -61,6 +66,15 @@ async def fresh_database(server: str) -> str:
     url = with_database(server, name)
     await asyncio.to_thread(db.upgrade, url)
     return url
+
+
+async def drop_databases(server: str) -> None:
+    conn = await asyncpg.connect(server)
+    try:
+        while CREATED_DATABASES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{CREATED_DATABASES.pop()}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -203,6 +217,7 @@ async def main() -> None:
                     f"| {fmt} | {count:,} | {written / 1e6:,.0f} MB | {elapsed:.1f} s | {count / elapsed:,.0f} | {rss:,.0f} MB |"
                 )
     finally:
+        await drop_databases(server)
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
     report = "\n".join(

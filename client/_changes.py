@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from client import _base
 from client._generated.changes import AsyncChangesResource as _AsyncGeneratedChanges
 from client._generated.changes import ChangesResource as _GeneratedChanges
-from schemas.changes import Change
+from schemas.changes import Change, RecordType
 
 __all__ = ["AsyncChangesResource", "ChangesResource"]
 
@@ -27,7 +27,7 @@ class ChangesResource(_GeneratedChanges):
         self,
         after: str | int | None = None,
         *,
-        types: str | Sequence[str] | None = None,
+        types: RecordType | Sequence[RecordType] | None = None,
         limit: int | None = None,
         until_caught_up: bool = False,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -53,7 +53,7 @@ class AsyncChangesResource(_AsyncGeneratedChanges):
         self,
         after: str | int | None = None,
         *,
-        types: str | Sequence[str] | None = None,
+        types: RecordType | Sequence[RecordType] | None = None,
         limit: int | None = None,
         until_caught_up: bool = False,
         poll_interval: float = DEFAULT_POLL_INTERVAL,

@@ -16,11 +16,13 @@ import asyncpg
 import httpx
 import pytest
 import stix2
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api import auth, cli, db
 from api.app import create_app
 from api.importers import ucdp
+from api.openapi import document
 from tests.conftest import make_settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "ucdp" / "ged_global_sample_1000.csv"
@@ -187,10 +189,33 @@ async def test_filters_and_unknown_parameters(
     empty = await _export(client, "incidents", country="ZZ")
     assert empty.content == b""
 
-    for params in ({"bogus": "1"}, {"format": "xml"}, {"country": "Pakistan"}):
+    for params in ({"bogus": "1"}, {"format": "xml"}, {"country": "Pakistan"}, {"country": ""}):
         bad = await client.get("/v1/exports/incidents", params=params)
         assert bad.status_code == 400, params
         assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("resource", ["incidents", "organisations", "statements", "sources"])
+async def test_updated_after_must_be_a_date_time(client: httpx.AsyncClient, resource: str) -> None:
+    # Found by schemathesis: `updated_after=0.5` was read as a Unix timestamp (200).
+    for value in ("0.5", "1700000000"):
+        bad = await client.get(f"/v1/exports/{resource}", params={"updated_after": value})
+        assert bad.status_code == 400, (resource, value, bad.text)
+        assert bad.json()["errors"][0]["field"] == "updated_after"
+    good = await client.get(f"/v1/exports/{resource}", params={"updated_after": "2000-01-01T00:00:00Z"})
+    assert good.status_code == 200
+
+
+@pytest.mark.parametrize(("fmt", "media_type"), [("csv", "text/csv"), ("stix", "application/stix+json")])
+async def test_every_export_media_type_is_documented(
+    client: httpx.AsyncClient, app: Litestar, fmt: str, media_type: str
+) -> None:
+    # Found by schemathesis: the spec offered only application/x-ndjson.
+    response = await client.get("/v1/exports/sources", params={"format": fmt})
+    assert response.headers["content-type"].startswith(media_type)
+    assert response.headers["content-type"].count("charset") <= 1
+    documented = document(app)["paths"]["/v1/exports/sources"]["get"]["responses"]["200"]["content"]
+    assert response.headers["content-type"].split(";")[0] in {m.split(";")[0] for m in documented}
 
 
 def test_cli_export_all_then_import(

@@ -410,6 +410,10 @@ BAD_PARAMETERS = [
     ({"occurred_before": "yesterday"}, "occurred_before"),
     ({"occurred_after": "2024-01-02", "occurred_before": "2024-01-01"}, "occurred_before"),
     ({"updated_after": "2024-01-01T00:00:00"}, "updated_after"),
+    # Found by schemathesis: numbers were taken as Unix timestamps, though the spec says date-time.
+    ({"updated_after": "0.5"}, "updated_after"),
+    ({"updated_after": "1700000000"}, "updated_after"),
+    ({"updated_after": "2024-01-01"}, "updated_after"),
     ({"bbox": "1,2,3"}, "bbox"),
     ({"bbox": "a,b,c,d"}, "bbox"),
     ({"bbox": "0,10,10,0"}, "bbox"),
@@ -417,6 +421,9 @@ BAD_PARAMETERS = [
     ({"bbox": "-181,0,10,10"}, "bbox"),
     ({"bbox": "nan,0,10,10"}, "bbox"),
     ({"country": "pk"}, "country"),
+    ({"country": ""}, "country"),
+    ({"country": "PK\n"}, "country"),
+    ({"admin1": ""}, "admin1"),
     ({"type": "picnic"}, "type"),
     ({"role": "bystander"}, "role"),
     ({"organisation": "not-a-uuid"}, "organisation"),
@@ -589,3 +596,34 @@ async def test_incident_page_decodes_strictly(client: httpx.AsyncClient, dataset
         (await client.get("/v1/incidents", params={"limit": "500"})).content, type=IncidentPage, strict=True
     )
     assert len(page.data) == len(dataset)
+
+
+async def test_revision_cursor_beyond_int4_is_an_empty_page(client: httpx.AsyncClient) -> None:
+    # Found by schemathesis: `cursor=2316814512` (allowed by its pattern) was a 500.
+    incident = (await client.get("/v1/incidents", params={"limit": "1"})).json()["data"][0]
+    response = await client.get(f"/v1/incidents/{incident['id']}/revisions", params={"cursor": "2316814512"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": [], "next_cursor": None}
+    assert len((await client.get(f"/v1/incidents/{incident['id']}/revisions")).json()["data"]) >= 1
+
+
+def test_accepted_query_parameters_never_come_from_another_handler() -> None:
+    # Intermittent 400 "format: unknown query parameter" on /v1/exports/organisations: the cache
+    # was keyed by id(handler), and a handler of a dropped app left its id to a new one.
+    from litestar.handlers import HTTPRouteHandler
+
+    from api import filters
+    from api.app import create_app
+    from api.openapi_dump import spec_settings
+
+    def get_handler(path: str) -> HTTPRouteHandler:
+        route = next(r for r in create_app(spec_settings()).routes if r.path == path)
+        return next(
+            h for h in route.route_handlers if isinstance(h, HTTPRouteHandler) and "GET" in h.http_methods
+        )
+
+    incidents, exports = get_handler("/v1/incidents"), get_handler("/v1/exports/organisations")
+    # What a reused id looked like: another handler's entry under this handler's id.
+    filters._ACCEPTED[(id(exports), ())] = (incidents, filters._accepted_parameters(incidents, ()))
+    assert "format" in filters._accepted_parameters(exports, ())
+    assert "sort" not in filters._accepted_parameters(exports, ())

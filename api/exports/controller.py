@@ -154,3 +154,23 @@ class ExportController(Controller):
         export_format: RecordFormat = "ndjson",
     ) -> Stream:
         return await _download(request, "sources", export_format, filters)
+
+
+def document_export_media_types(spec: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI post-processing: the 200 of each export offers every media type its ``format``
+    can select (a ``ResponseSpec`` documents only one). JSON-based formats are objects; the
+    others are text."""
+    for path, item in spec.get("paths", {}).items():
+        operation = item.get("get") if path.startswith("/v1/exports/") else None
+        if not isinstance(operation, dict) or "200" not in operation.get("responses", {}):
+            continue
+        choices: list[str] = next(
+            (p["schema"].get("enum", []) for p in operation.get("parameters", ()) if p["name"] == "format"),
+            [],
+        )
+        media_types = [formats.MEDIA_TYPES[choice] for choice in choices]
+        operation["responses"]["200"]["content"] = {
+            media_type: {"schema": {"type": "object" if "+json" in media_type else "string"}}
+            for media_type in media_types
+        }
+    return spec

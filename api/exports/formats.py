@@ -32,7 +32,7 @@ FLUSH_BYTES = 1 << 16
 
 MEDIA_TYPES: dict[str, str] = {
     "ndjson": "application/x-ndjson",
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",  # Litestar adds `; charset=utf-8` to text/* (it was doubled)
     "geojson": "application/geo+json",
     "stix": "application/stix+json;version=2.1",
 }

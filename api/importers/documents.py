@@ -10,8 +10,10 @@ tests/test_import_ndjson.py compares both renderings on imported rows.
 from __future__ import annotations
 
 # Grouped aggregates over the incidents in `picked`; each `doc` is NULL when the list is empty.
+# MATERIALIZED: each is computed once even when a low row estimate for `picked` would make it
+# the inner side of a nested loop (re-aggregated per incident).
 _NESTED_LISTS = """
-participant_docs AS (
+participant_docs AS MATERIALIZED (
   SELECT p.incident_id,
          json_agg(json_build_object('organisation_id', p.organisation_id, 'name', o.name, 'role', p.role)
                   ORDER BY p.ordinal) AS doc
@@ -19,7 +21,7 @@ participant_docs AS (
     JOIN incident_participants p ON p.incident_id = k.id
     JOIN organisations o ON o.id = p.organisation_id
    GROUP BY p.incident_id
-), breakdown_docs AS (
+), breakdown_docs AS MATERIALIZED (
   SELECT b.incident_id,
          json_agg(json_build_object(
                     'group', b."group",
@@ -29,7 +31,7 @@ participant_docs AS (
     FROM picked k
     JOIN incident_casualties b ON b.incident_id = k.id
    GROUP BY b.incident_id
-), citation_docs AS (
+), citation_docs AS MATERIALIZED (
   SELECT c.incident_id,
          json_agg(json_build_object('source_id', c.source_id, 'quote', c.quote) ORDER BY c.ordinal) AS doc
     FROM picked k

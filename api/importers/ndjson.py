@@ -193,6 +193,10 @@ UPDATE statements s
   FROM nd_statements n WHERE n.id = s.id
 """
 
+# Incidents are most of a bulk import: their documents are rendered set-based (api/importers/documents.py).
+_INCIDENT_REVISIONS = documents.incident_revisions_sql(
+    "SELECT id, line AS ord, 'create' AS operation FROM nd_incidents", api_key_id="$1", actor="$2"
+)
 REVISIONS = f"""
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
 SELECT 'source', r.id, r.version, 'create', source_doc(r), $1, $2
@@ -200,9 +204,7 @@ SELECT 'source', r.id, r.version, 'create', source_doc(r), $1, $2
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
 SELECT 'organisation', r.id, r.version, 'create', organisation_doc(r), $1, $2
   FROM nd_organisations n JOIN organisations r ON r.id = n.id ORDER BY n.line;
-{documents.incident_revisions_sql(
-    "SELECT id, line AS ord, 'create' AS operation FROM nd_incidents", api_key_id="$1", actor="$2"
-)};
+{_INCIDENT_REVISIONS};
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
 SELECT 'statement', r.id, r.version, 'create', statement_doc(r), $1, $2
   FROM nd_statements n JOIN statements r ON r.id = n.id ORDER BY n.line

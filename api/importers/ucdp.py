@@ -696,6 +696,9 @@ async def import_file(
         if summary.source_created:
             await conn.execute(REVISE_SOURCE, source_id, actor)
         await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
+        # Analysed before `action` was filled in: again, so the planner knows how many
+        # incidents get a revision.
+        await conn.execute("ANALYZE ucdp_stage")
         await conn.execute(REVISE_INCIDENTS, actor)
         counts = {r["action"]: r["count"] for r in await conn.fetch(COUNT_ACTIONS)}
     summary.created = counts.get("create", 0)

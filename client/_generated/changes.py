@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Literal
 
 from client._base import AsyncAPIResource, Call, SyncAPIResource
 from client._pagination import AsyncPager, SyncPage
@@ -22,7 +23,13 @@ class ChangesResource(SyncAPIResource):
         return ChangesWithRawResponse(self)
 
     def list(
-        self, *, after: str | None = None, limit: int | None = None, types: str | Sequence[str] | None = None
+        self,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        types: Literal["incident", "organisation", "source", "statement"]
+        | Sequence[Literal["incident", "organisation", "source", "statement"]]
+        | None = None,
     ) -> SyncPage[Change]:
         """Follow every change
 
@@ -57,7 +64,13 @@ class AsyncChangesResource(AsyncAPIResource):
         return AsyncChangesWithRawResponse(self)
 
     def list(
-        self, *, after: str | None = None, limit: int | None = None, types: str | Sequence[str] | None = None
+        self,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        types: Literal["incident", "organisation", "source", "statement"]
+        | Sequence[Literal["incident", "organisation", "source", "statement"]]
+        | None = None,
     ) -> AsyncPager[Change]:
         """Follow every change
 

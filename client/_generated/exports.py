@@ -71,7 +71,8 @@ class ExportsResource(SyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             format: `ndjson` (the import format), `csv`, `geojson` (points) or `stix` (a STIX 2.1
                 bundle)
@@ -313,7 +314,8 @@ class AsyncExportsResource(AsyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             format: `ndjson` (the import format), `csv`, `geojson` (points) or `stix` (a STIX 2.1
                 bundle)

@@ -113,7 +113,8 @@ class IncidentsResource(SyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             cursor: `next_cursor` of the previous page (opaque; keep every other parameter the same)
             limit: Page size (1–500)
@@ -236,9 +237,10 @@ class IncidentsResource(SyncAPIResource):
         ``GET /v1/incidents/stats`` (operation ``incident_stats``).
 
         Args:
-            group_by: One or two keys to group by
+            group_by: One or two different keys to group by
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             occurred_after: Only incidents that started on or after this date
             occurred_before: Only incidents that started on or before this date
@@ -388,7 +390,8 @@ class AsyncIncidentsResource(AsyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             cursor: `next_cursor` of the previous page (opaque; keep every other parameter the same)
             limit: Page size (1–500)
@@ -515,9 +518,10 @@ class AsyncIncidentsResource(AsyncAPIResource):
         ``GET /v1/incidents/stats`` (operation ``incident_stats``).
 
         Args:
-            group_by: One or two keys to group by
+            group_by: One or two different keys to group by
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             occurred_after: Only incidents that started on or after this date
             occurred_before: Only incidents that started on or before this date

@@ -117,7 +117,8 @@ class OrganisationsResource(SyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             cursor: `next_cursor` of the previous page (opaque; keep every other parameter the same)
             limit: Page size (1–500)
@@ -456,7 +457,8 @@ class AsyncOrganisationsResource(AsyncAPIResource):
 
         Args:
             admin1: First-level region, exact name; repeat for any of several
-            bbox: `west,south,east,north` in degrees; west > east crosses the antimeridian
+            bbox: `west,south,east,north` in degrees (south ≤ north); west > east crosses the
+                antimeridian
             country: ISO 3166-1 alpha-2 country code; repeat for any of several
             cursor: `next_cursor` of the previous page (opaque; keep every other parameter the same)
             limit: Page size (1–500)

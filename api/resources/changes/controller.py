@@ -8,10 +8,11 @@ import asyncpg
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
 from api.errors import InvalidParameter
-from api.openapi import PROBLEM_RESPONSES, problem
+from api.openapi import PROBLEM_RESPONSES, optional_list_of, problem
 from api.resources.changes import queries
 from api.resources.records import TABLES
 from api.responses import JSON
@@ -31,6 +32,7 @@ Types = Annotated[
     QueryParameter(
         description="Record types to include, comma-separated or repeated "
         "(`incident`, `organisation`, `statement`, `source`); absent: all.",
+        schema_extra=optional_list_of(Schema(type=OpenAPIType.STRING, enum=sorted(TABLES))),
     ),
 ]
 

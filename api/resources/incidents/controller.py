@@ -76,7 +76,15 @@ class IncidentController(Controller):
         conn: NamedDependency[asyncpg.Connection],
         settings: NamedDependency[Settings],
         filters: NamedDependency[IncidentFilters],
-        group_by: Annotated[list[StatsKey], QueryParameter(description="One or two keys to group by")],
+        group_by: Annotated[
+            list[StatsKey],
+            QueryParameter(
+                description="One or two different keys to group by",
+                min_items=1,
+                max_items=2,
+                schema_extra={"uniqueItems": True},
+            ),
+        ],
     ) -> Response[bytes]:
         if len(group_by) > 2 or len(set(group_by)) != len(group_by):
             raise InvalidParameter("group_by", "give one or two different keys")

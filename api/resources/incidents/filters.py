@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
 from api.errors import InvalidParameter
@@ -20,9 +21,10 @@ from api.filters import (
     UpdatedAfter,
     bbox_condition,
     check_range,
+    instant,
     parse_bbox,
-    require_timezone,
 )
+from api.openapi import optional_list_of
 from schemas.incidents import IncidentType, ParticipantRole
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -35,10 +37,21 @@ OccurredBefore = Annotated[
 ]
 Countries = Annotated[
     list[str] | None,
-    QueryParameter(description="ISO 3166-1 alpha-2 country code; repeat for any of several", examples=None),
+    QueryParameter(
+        description="ISO 3166-1 alpha-2 country code; repeat for any of several",
+        examples=None,
+        schema_extra=optional_list_of(Schema(type=OpenAPIType.STRING, pattern=_COUNTRY.pattern)),
+    ),
 ]
 Admin1s = Annotated[
-    list[str] | None, QueryParameter(description="First-level region, exact name; repeat for any of several")
+    list[str] | None,
+    QueryParameter(
+        description="First-level region, exact name; repeat for any of several",
+        # What `_labels` accepts: 1–200 characters, never a NUL (PostgreSQL text cannot hold one).
+        schema_extra=optional_list_of(
+            Schema(type=OpenAPIType.STRING, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+        ),
+    ),
 ]
 Types = Annotated[
     list[IncidentType] | None,
@@ -54,13 +67,23 @@ Roles = Annotated[
 ]
 MinKilled = Annotated[
     MinCount,
-    QueryParameter(ge=0, description="Killed at least this many (best estimate, else the lower bound)"),
+    QueryParameter(
+        ge=0,
+        description="Killed at least this many (best estimate, else the lower bound)",
+        schema_extra={"minimum": 0},  # Litestar drops a bound equal to 0
+    ),
 ]
+# The syntax and ranges `parse_bbox` accepts, in decimal notation (it also takes what Python's
+# float() does); south ≤ north, a rule between values, is in the description only.
+_LONGITUDE = r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?)"
+_LATITUDE = r"-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)"
 Bbox = Annotated[
     str | None,
     QueryParameter(
         max_length=200,
-        description="`west,south,east,north` in degrees; west > east crosses the antimeridian",
+        pattern=f"^{_LONGITUDE},{_LATITUDE},{_LONGITUDE},{_LATITUDE}$",
+        description="`west,south,east,north` in degrees (south ≤ north); west > east crosses the "
+        "antimeridian",
     ),
 ]
 
@@ -125,7 +148,7 @@ def participation(sql: SqlBuilder, organisations: tuple[UUID, ...] | str, roles:
 
 def _countries(values: list[str] | None) -> tuple[str, ...]:
     for value in values or ():
-        if not _COUNTRY.match(value):
+        if not _COUNTRY.fullmatch(value):  # `$` alone would let "PK\n" through
             raise InvalidParameter("country", f"{value!r} is not an ISO 3166-1 alpha-2 code (e.g. PK)")
     return tuple(values or ())
 
@@ -148,10 +171,9 @@ def _build(
     min_killed: int | None,
     bbox: str | None,
     q: str | None,
-    updated_after: dt.datetime | None,
+    updated_after: str | None,
 ) -> IncidentFilters:
     check_range("occurred_after", occurred_after, "occurred_before", occurred_before)
-    require_timezone("updated_after", updated_after)
     return IncidentFilters(
         occurred_after=occurred_after,
         occurred_before=occurred_before,
@@ -163,7 +185,7 @@ def _build(
         min_killed=min_killed,
         bbox=parse_bbox(bbox),
         q=q,
-        updated_after=updated_after,
+        updated_after=instant("updated_after", updated_after),
     )
 
 

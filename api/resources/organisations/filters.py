@@ -7,10 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
 from api.errors import InvalidParameter
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, require_timezone
+from api.filters import SearchText, SqlBuilder, UpdatedAfter, instant
+from api.openapi import optional_list_of
 from schemas.organisations import OrganisationKind, OrganisationStatus
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -48,7 +50,11 @@ class OrganisationFilters:
 
 def provide_organisation_filters(
     country: Annotated[
-        list[str] | None, QueryParameter(description="ISO 3166-1 alpha-2 code; repeat for any of several")
+        list[str] | None,
+        QueryParameter(
+            description="ISO 3166-1 alpha-2 code; repeat for any of several",
+            schema_extra=optional_list_of(Schema(type=OpenAPIType.STRING, pattern=_COUNTRY.pattern)),
+        ),
     ] = None,
     kind: Annotated[
         list[OrganisationKind] | None, QueryParameter(description="Kind; repeat for any of several")
@@ -61,13 +67,12 @@ def provide_organisation_filters(
 ) -> OrganisationFilters:
     """Organisation filters. ``q`` matches names and aliases, tolerating typos, case and accents."""
     for value in country or ():
-        if not _COUNTRY.match(value):
+        if not _COUNTRY.fullmatch(value):  # `$` alone would let "PK\n" through
             raise InvalidParameter("country", f"{value!r} is not an ISO 3166-1 alpha-2 code (e.g. PK)")
-    require_timezone("updated_after", updated_after)
     return OrganisationFilters(
         country=tuple(country or ()),
         kind=tuple(kind or ()),
         status=tuple(status or ()),
         q=q,
-        updated_after=updated_after,
+        updated_after=instant("updated_after", updated_after),
     )

@@ -29,7 +29,8 @@ _RESPONSES_EXTRA = {
 async def revision_page(
     conn: asyncpg.Connection, record_type: RecordType, record_id: UUID, cursor: str | None, limit: int
 ) -> Response[bytes]:
-    after = int(cursor) if cursor is not None else 0
+    # Versions are int4: no version follows a larger cursor, and asyncpg cannot bind it.
+    after = min(int(cursor), INT4_MAX) if cursor is not None else 0
     rows = await conn.fetch(queries.PAGE, record_type, record_id, after, limit + 1)
     if not rows and not await conn.fetchval(queries.EXISTS, record_type, record_id):
         raise NotFound(f"No {record_type} with id {record_id}")

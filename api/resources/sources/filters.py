@@ -8,7 +8,7 @@ from typing import Annotated
 
 from litestar.params import QueryParameter
 
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, require_timezone
+from api.filters import SearchText, SqlBuilder, UpdatedAfter, instant
 from schemas.sources import SourceKind
 
 
@@ -37,5 +37,4 @@ def provide_source_filters(
     updated_after: UpdatedAfter = None,
 ) -> SourceFilters:
     """Source filters. ``q`` searches titles and publishers."""
-    require_timezone("updated_after", updated_after)
-    return SourceFilters(kind=tuple(kind or ()), q=q, updated_after=updated_after)
+    return SourceFilters(kind=tuple(kind or ()), q=q, updated_after=instant("updated_after", updated_after))

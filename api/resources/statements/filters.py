@@ -9,7 +9,7 @@ from uuid import UUID
 
 from litestar.params import QueryParameter
 
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, check_range, require_timezone
+from api.filters import SearchText, SqlBuilder, UpdatedAfter, check_range, instant
 from schemas.statements import StatementForm, StatementRole
 
 IssuedAfter = Annotated[
@@ -84,10 +84,9 @@ def _build(
     organisation: list[UUID] | None,
     role: list[StatementRole] | None,
     q: str | None,
-    updated_after: dt.datetime | None,
+    updated_after: str | None,
 ) -> StatementFilters:
     check_range("issued_after", issued_after, "issued_before", issued_before)
-    require_timezone("updated_after", updated_after)
     return StatementFilters(
         issued_after=issued_after,
         issued_before=issued_before,
@@ -95,7 +94,7 @@ def _build(
         organisation=tuple(organisation or ()),
         role=tuple(role or ()),
         q=q,
-        updated_after=updated_after,
+        updated_after=instant("updated_after", updated_after),
     )
 
 
