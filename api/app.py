@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
@@ -16,6 +17,7 @@ from litestar.openapi.spec import Components, Contact, License, SecurityScheme, 
 
 from api import db, seed
 from api.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
+from api.bodies import validate_body_strictly
 from api.dependencies import provide_connection, provide_settings
 from api.docs import DocsController
 from api.errors import EXCEPTION_HANDLERS
@@ -95,6 +97,12 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Before every handler: no undeclared query parameter, no body that only fits by coercion."""
+    await reject_unknown_query_parameters(request)
+    await validate_body_strictly(request)
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the app. The database pool (and, when ``DATABASE_URL`` is unset, an embedded
     PostgreSQL) lives exactly as long as the app's lifespan."""
@@ -139,7 +147,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[AuthMiddleware],
         on_shutdown=[rate_limiter.close],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=reject_unknown_query_parameters,
+        before_request=check_request,
         request_max_body_size=settings.api.max_body_bytes,
         cors_config=cors_config(settings.api),
         after_exception=[count_database_errors],

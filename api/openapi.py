@@ -10,6 +10,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import OpenAPIType, Schema
 
+from api.etags import IF_MATCH_PATTERN
+from api.idempotency import IDEMPOTENCY_KEY_PATTERN
 from schemas.problems import Problem
 
 
@@ -50,7 +52,20 @@ def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     document_query_string_limit(spec)
     request_components_from_msgspec(spec)
     _overlapping_unions_as_any_of(spec)
-    return add_msgpack_media_types(spec)
+    return without_content_when_nothing_follows(add_msgpack_media_types(spec))
+
+
+def without_content_when_nothing_follows(spec: dict[str, Any]) -> dict[str, Any]:
+    """A 204 has no content (RFC 9110 §15.3.5), but Litestar documents a handler returning
+    ``None`` as a JSON ``null`` body: a client (or schemathesis) would expect a
+    ``Content-Type`` and a JSON document that never come."""
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                no_content = operation.get("responses", {}).get("204")
+                if isinstance(no_content, dict):
+                    no_content.pop("content", None)
+    return spec
 
 
 def document_query_string_limit(spec: dict[str, Any]) -> None:
@@ -161,14 +176,11 @@ def document(app: Litestar) -> dict[str, Any]:
     return spec
 
 
-# What `api.etags.is_valid_if_match` accepts: `*` or quoted tags, comma-separated.
-IF_MATCH_PATTERN = r'^(\*|"[^",]*"( *, *"[^",]*")*)$'
-
-
 def document_header_parameters(spec: dict[str, Any], *, require_if_match: bool) -> None:
     """Header parameters as the server takes them: never null (``str | None`` only means
     "optional"; a header cannot hold null), and ``If-Match`` in its accepted syntax and
-    required when this server answers 428 without it (``SECEVENTS_REQUIRE_IF_MATCH``)."""
+    required when this server answers 428 without it (``SECEVENTS_REQUIRE_IF_MATCH``), and
+    ``Idempotency-Key`` in its accepted syntax."""
     for item in spec.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict):
@@ -183,8 +195,12 @@ def document_header_parameters(spec: dict[str, Any], *, require_if_match: bool) 
                 elif branches:
                     schema["oneOf"] = branches
                 if parameter["name"] == "If-Match":
+                    # The very pattern `api.etags.is_valid_if_match` matches with.
                     schema["pattern"] = IF_MATCH_PATTERN
                     parameter["required"] = require_if_match
+                if parameter["name"] == "Idempotency-Key":
+                    # The very pattern `api.idempotency.validate_key` matches with.
+                    schema["pattern"] = IDEMPOTENCY_KEY_PATTERN
 
 
 class DocumentRenderPlugin(JsonRenderPlugin):

@@ -11,9 +11,14 @@ from msgspec import UNSET, Meta, UnsetType, field
 from schemas.common import Base, ExternalIds, Label, RequestBase, ShortText
 
 SourceKind = Literal["news_article", "official_document", "report", "dataset"]
-Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\s\x00]+$")]
+# Explicit ranges, not `\s`: regex engines disagree on which control characters are spaces,
+# and the spec's pattern must mean the same to every client as to the server.
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
 Language = Annotated[str, Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", examples=["en"])]
 SourceText = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
+# An instant with its UTC offset (RFC 3339 `date-time`): a naive time would be read in the
+# database session's time zone. `tz=True` is also what makes msgspec document the format.
+Instant = Annotated[dt.datetime, Meta(tz=True)]
 
 
 class Source(Base, kw_only=True):
@@ -39,7 +44,7 @@ class SourceCreate(RequestBase, kw_only=True):
     url: Url | None = None
     publisher: Label | None = None
     published_on: dt.date | None = None
-    retrieved_at: dt.datetime | None = None
+    retrieved_at: Instant | None = None
     language: Language | None = None
     text: SourceText | None = None
     external_ids: ExternalIds = field(default_factory=dict)
@@ -51,7 +56,7 @@ class SourcePatch(RequestBase, kw_only=True):
     url: Url | UnsetType | None = UNSET
     publisher: Label | UnsetType | None = UNSET
     published_on: dt.date | UnsetType | None = UNSET
-    retrieved_at: dt.datetime | UnsetType = UNSET
+    retrieved_at: Instant | UnsetType = UNSET
     language: Language | UnsetType | None = UNSET
     text: SourceText | UnsetType | None = UNSET
     external_ids: ExternalIds | UnsetType = UNSET

@@ -192,6 +192,16 @@ async def test_unknown_field_is_refused(client: httpx.AsyncClient, keys: Keys) -
     assert "colour" in response.json()["errors"][0]["message"]
 
 
+async def test_empty_body_is_400(client: httpx.AsyncClient, keys: Keys) -> None:
+    """The body is required (as the spec says): none at all is not an import of nothing
+    (schemathesis sent a POST without a body and got a 200)."""
+    for headers in (Keys.header(keys.admin), {**NDJSON, **Keys.header(keys.admin)}):
+        response = await client.post("/v1/imports", headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "invalid_body"
+    assert (await _post(client, b"\n", keys.admin)).json() == {"lines": 1, "created": {}}
+
+
 def test_cli_import_ndjson(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import Any
 
 import httpx
+import msgspec
+import pytest
 
+from api import etags, idempotency
 from api.openapi_dump import SPEC_PATH, render
+from schemas.common import RequestBase
+from schemas.sources import SourcePatch
 
 
 def test_committed_spec_matches_the_app() -> None:
@@ -139,3 +145,114 @@ def test_every_operation_documents_414() -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             assert "414" in operation["responses"], f"{method.upper()} {path}"
+
+
+_FORMATS = {
+    msgspec.inspect.DateTimeType: "date-time",
+    msgspec.inspect.DateType: "date",
+    msgspec.inspect.UUIDType: "uuid",
+}
+
+
+def _formats_of(info: msgspec.inspect.Type) -> set[str]:
+    """The string formats a field's type takes, through unions (``| UnsetType | None``) and lists."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        return set().union(*(_formats_of(t) for t in info.types))
+    if isinstance(info, msgspec.inspect.ListType):
+        return _formats_of(info.item_type)
+    return {_FORMATS[type(info)]} if type(info) in _FORMATS else set()
+
+
+def _documented_formats(schema: dict[str, Any]) -> set[str]:
+    branches = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+    nested = [schema["items"]] if isinstance(schema.get("items"), dict) else []
+    found = {schema["format"]} if "format" in schema else set()
+    return found.union(*(_documented_formats(b) for b in branches + nested))
+
+
+def _request_structs() -> list[type[msgspec.Struct]]:
+    pending: list[type[msgspec.Struct]] = [RequestBase]
+    structs = []
+    while pending:
+        struct = pending.pop()
+        pending.extend(struct.__subclasses__())
+        structs.append(struct)
+    return structs
+
+
+def test_request_bodies_keep_their_formats() -> None:
+    """Every date, date-time and uuid field of a request body is documented with its format,
+    also inside ``| UnsetType`` (PATCH) and ``| None``: without it, schemathesis generates any
+    string for it as valid (``{"retrieved_at": "]"}``) and clients validate nothing."""
+    components = json.loads(SPEC_PATH.read_text(encoding="utf-8"))["components"]["schemas"]
+    checked = 0
+    for struct in _request_structs():
+        if struct.__name__ not in components:
+            continue
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            wanted = _formats_of(field.type)
+            if wanted:
+                documented = components[struct.__name__]["properties"][field.encode_name]
+                assert _documented_formats(documented) == wanted, (struct.__name__, field.name)
+                checked += 1
+    assert checked > 10  # the walk found the fields it is about (ids, dates, retrieved_at)
+    retrieved_at = components["SourcePatch"]["properties"]["retrieved_at"]
+    assert retrieved_at == {"type": "string", "format": "date-time"}
+
+
+def test_a_date_time_needs_its_offset() -> None:
+    """What ``format: date-time`` (RFC 3339) promises: a time without an offset is refused
+    rather than read in the database session's time zone."""
+    for value in (b'"2024-05-01T12:30:00"', b'"]"'):
+        with pytest.raises(msgspec.ValidationError, match="retrieved_at"):
+            msgspec.json.decode(b'{"retrieved_at": ' + value + b"}", type=SourcePatch)
+    patch = msgspec.json.decode(b'{"retrieved_at": "2024-05-01T12:30:00+02:00"}', type=SourcePatch)
+    assert patch.retrieved_at == dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        "*",
+        '"0190a0b2-0000-7000-8000-000000000000:3"',
+        'W/"a:1"',
+        '"a:1" ,\t"b:2"',
+        '""',
+        '"-#"  , "52\\XO8"  , ">YP-+nD\t\t;" , "DL"',
+        '"a"b"',
+        '"a",',
+        "",
+        '* , "a"',
+        '"a b"',
+        "W/*",
+    ],
+)
+def test_if_match_pattern_and_parser_agree(if_match: str) -> None:
+    """The documented ``If-Match`` pattern accepts exactly what the server does: a value the
+    spec calls valid is never a 400 (positive cases), nor an invalid one a 2xx (negative)."""
+    spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    operation = spec["paths"]["/v1/organisations/{record_id}"]["patch"]
+    (parameter,) = (p for p in operation["parameters"] if p["name"] == "If-Match")
+    documented = re.search(parameter["schema"]["pattern"], if_match) is not None
+    assert documented == etags.is_valid_if_match(if_match)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["a", "0190a0b2-0000-7000-8000-000000000000", "a b", "~" * 255, "", " a", "a ", "x" * 256, "caf\u00e9"],
+)
+def test_idempotency_key_pattern_and_parser_agree(key: str) -> None:
+    """The documented ``Idempotency-Key`` pattern accepts exactly the keys the server takes."""
+    spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    operation = spec["paths"]["/v1/incidents"]["post"]
+    (parameter,) = (p for p in operation["parameters"] if p["name"] == "Idempotency-Key")
+    documented = re.search(parameter["schema"]["pattern"], key) is not None
+    try:
+        idempotency.validate_key(key)
+    except idempotency.InvalidIdempotencyKey:
+        accepted = False
+    else:
+        accepted = True
+    assert documented == accepted

@@ -177,6 +177,33 @@ async def test_if_match_is_required_and_checked(
     assert ok.status_code == 200
 
 
+# Each a single quoted tag by a naive split on commas, none of them `If-Match` syntax: the
+# server used to take them (schemathesis generated the first one from the spec's pattern).
+MALFORMED_IF_MATCH = (
+    '"-#"  , "52\\XO8"  , ">YP-+nD\t\t;" , "DL"',  # a tab inside a tag
+    '"a"b"',  # a quote inside a tag
+    '"a", ',  # an empty element
+    '* , "a"',  # `*` is the whole header or nothing
+    '"a b"',  # a space inside a tag
+)
+
+
+@pytest.mark.parametrize("if_match", MALFORMED_IF_MATCH)
+async def test_if_match_outside_its_syntax_is_a_400(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, keys: Keys, if_match: str
+) -> None:
+    created = await _create_incident(client, conn, keys)
+    headers = {**keys.header(keys.write), "If-Match": if_match}
+    response = await client.patch(created.headers["location"], json={"title": "x"}, headers=headers)
+    _is_problem(response, 400, "invalid_if_match")
+    ok = await client.patch(
+        created.headers["location"],
+        json={"title": "x"},
+        headers={**headers, "If-Match": f'"x" ,\t{created.headers["etag"]}'},
+    )
+    assert ok.status_code == 200
+
+
 async def test_if_match_can_be_optional(database_url: str, conn: asyncpg.Connection) -> None:
     from litestar.testing import AsyncTestClient
 
@@ -408,3 +435,39 @@ async def test_concurrent_patches_with_one_etag_lose_no_update(
         assert current["title"] == winner["title"]
         revisions = await conn.fetch("SELECT version FROM revisions WHERE record_id = $1", winner["id"])
         assert sorted(r["version"] for r in revisions) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/v1/sources", {"retrieved_at": 0}),  # a number is not a date-time
+        ("/v1/incidents", {"location": {"country": "PK", "precision": "country", "lat": "1.5", "lon": 2}}),
+        ("/v1/incidents", {"casualties": {"killed": {"best": "12"}}}),  # a string is not a count
+    ],
+)
+async def test_values_that_only_fit_by_coercion_are_refused(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, keys: Keys, path: str, change: dict[str, Any]
+) -> None:
+    """Regression (schemathesis ST201): Litestar converts bodies leniently; the API must not."""
+    if path == "/v1/sources":
+        body: dict[str, Any] = {"kind": "report", "title": "Lenient", **change}
+    else:
+        body = {**await incident_body(conn), **change}
+    before = await snapshot(conn)
+    response = await client.post(path, json=body, headers=keys.header(keys.write))
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_request"
+    assert problem["errors"][0]["field"] in {"retrieved_at", "location.lat", "casualties.killed.best"}
+    assert await snapshot(conn) == before
+
+
+@pytest.mark.parametrize("url", ["https://exa mple.org", "https://\u001dexample.org", "ftp://example.org"])
+async def test_source_url_outside_its_documented_pattern_is_400(
+    client: httpx.AsyncClient, keys: Keys, url: str
+) -> None:
+    """Regression (schemathesis): the pattern used `\\s`, which engines read differently."""
+    body = {"kind": "report", "title": "A report", "url": url}
+    response = await client.post("/v1/sources", json=body, headers=keys.header(keys.write))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "url"

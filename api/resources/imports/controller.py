@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.auth import WRITE_SECURITY, Principal
-from api.errors import DomainError
+from api.errors import DomainError, InvalidBody
 from api.importers import ImportFailed, ndjson
 from api.openapi import PROBLEM_RESPONSES, problem
 from api.settings import Settings
@@ -101,4 +101,7 @@ class ImportController(Controller):
             more = exc.total_errors - len(exc.errors)
             detail = exc.message + (f" (first {len(errors)} shown, {more} more)" if more > 0 else "")
             raise ImportRejected(detail, errors=errors) from None
+        if result.lines == 0:
+            # The body is required (as documented): an empty one is a mistake, not an import.
+            raise InvalidBody("The body is empty: send one `{type, record}` JSON object per line.")
         return Response(result)
