@@ -90,29 +90,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _seed_if_empty(url: str) -> None:
-    import asyncpg
-
     from api import seed
 
-    conn = await asyncpg.connect(url)
-    try:
-        await db.init_connection(conn)
+    async with db.connect(url) as conn:
         await seed.load_if_empty(conn)
-    finally:
-        await conn.close()
 
 
 async def _seed(url: str) -> None:
-    import asyncpg
-
     from api import seed
 
-    conn = await asyncpg.connect(url)
-    try:
-        await db.init_connection(conn)
+    async with db.connect(url) as conn:
         counts = await seed.load(conn)
-    finally:
-        await conn.close()
     print("loaded the sample dataset:", ", ".join(f"{n} {kind}(s)" for kind, n in counts.items()))
 
 

@@ -131,6 +131,26 @@ def _jsonb_decode(value: bytes) -> bytes:
     return value[1:]
 
 
+@asynccontextmanager
+async def connect(url: str, **server_settings: str) -> AsyncIterator[asyncpg.Connection]:
+    """One connection outside the pool (CLI commands, seeding, tests), in UTC and with the
+    same codecs as the pool's."""
+    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC", **server_settings})
+    try:
+        await init_connection(conn)
+        yield conn
+    finally:
+        await conn.close()
+
+
+def url_with_database(url: str, name: str) -> str:
+    """The same server URL pointing at database ``name`` (keeps ``?host=`` socket parameters)."""
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority = rest.partition("/")[0]
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
 async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         url,

@@ -44,13 +44,6 @@ RESULTS = ROOT / "bench" / "results" / "import_export.md"
 SMALL_EXPORT = 10_000
 
 
-def with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    authority, _, _ = rest.partition("/")
-    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
-
-
 CREATED_DATABASES: list[str] = []
 
 
@@ -63,7 +56,7 @@ async def fresh_database(server: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    url = with_database(server, name)
+    url = db.url_with_database(server, name)
     await asyncio.to_thread(db.upgrade, url)
     return url
 

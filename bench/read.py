@@ -66,13 +66,6 @@ def _server_url(args: argparse.Namespace) -> tuple[str, db.EmbeddedPostgres | No
     return embedded.start(), embedded
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    authority = rest.partition("/")[0]
-    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
-
-
 async def prepare_database(server_url: str, incidents: int) -> str:
     admin = await asyncpg.connect(server_url)
     try:
@@ -80,7 +73,7 @@ async def prepare_database(server_url: str, incidents: int) -> str:
             await admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
     finally:
         await admin.close()
-    url = _with_database(server_url, BENCH_DB)
+    url = db.url_with_database(server_url, BENCH_DB)
     await asyncio.to_thread(db.upgrade, url)
     conn = await asyncpg.connect(url)
     try:

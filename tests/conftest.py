@@ -28,14 +28,6 @@ from api.settings import ApiSettings, DatabaseSettings, Settings
 SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
 
 
-def _with_database(url: str, name: str) -> str:
-    """The same server URL, pointing at database ``name`` (keeps ``?host=`` socket params)."""
-    base, _, query = url.partition("?")
-    scheme, _, rest = base.partition("://")
-    authority, _, _ = rest.partition("/")
-    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
-
-
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
@@ -75,14 +67,10 @@ async def drop_database(server_url: str, name: str) -> None:
 async def template_database(server_url: str) -> AsyncIterator[str]:
     """A database migrated to head and holding the sample dataset, cloned by every test."""
     name = await create_database(server_url)
-    url = _with_database(server_url, name)
+    url = db.url_with_database(server_url, name)
     await asyncio.to_thread(db.upgrade, url)
-    conn = await asyncpg.connect(url)
-    try:
-        await db.init_connection(conn)
+    async with db.connect(url) as conn:
         await seed.load_if_empty(conn)
-    finally:
-        await conn.close()
     yield name
     await drop_database(server_url, name)
 
@@ -91,7 +79,7 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
 async def empty_database_url(server_url: str) -> AsyncIterator[str]:
     """A new database with no schema at all."""
     name = await create_database(server_url)
-    yield _with_database(server_url, name)
+    yield db.url_with_database(server_url, name)
     await drop_database(server_url, name)
 
 
@@ -99,7 +87,7 @@ async def empty_database_url(server_url: str) -> AsyncIterator[str]:
 async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
     """A new database of this test's own: migrated, with the sample dataset."""
     name = await create_database(server_url, template_database)
-    yield _with_database(server_url, name)
+    yield db.url_with_database(server_url, name)
     await drop_database(server_url, name)
 
 

@@ -24,9 +24,9 @@ import schemathesis
 from litestar import Litestar
 from schemathesis.core.parameters import ParameterLocation
 
-from api import auth
+from api import auth, db
 from api.app import create_app
-from tests.conftest import _with_database, create_database, drop_database, make_settings
+from tests.conftest import create_database, drop_database, make_settings
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 SPEC = json.loads(SPEC_PATH.read_text())  # schemathesis adds the links it infers to this dict
@@ -314,7 +314,7 @@ class AdminKey:
 @pytest.fixture(scope="module")
 async def fuzzed_app(server_url: str, template_database: str) -> AsyncIterator[Target]:
     name = await create_database(server_url, template_database)
-    url = _with_database(server_url, name)
+    url = db.url_with_database(server_url, name)
     conn = await asyncpg.connect(url)
     try:
         key = (await auth.create_key(conn, name="schemathesis", scopes=["admin"])).key

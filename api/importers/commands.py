@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -15,18 +15,9 @@ from api import db
 from api.importers import ImportFailed, ndjson, ucdp
 
 
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection for a bulk job: UTC, no statement timeout (a big file takes a while)."""
-    conn = await asyncpg.connect(
-        url,
-        server_settings={"timezone": "UTC", "statement_timeout": "0", "application_name": "secevents-cli"},
-    )
-    try:
-        await db.init_connection(conn)
-        yield conn
-    finally:
-        await conn.close()
+def connect(url: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A connection for a bulk job: no statement timeout (a big file takes a while)."""
+    return db.connect(url, statement_timeout="0", application_name="secevents-cli")
 
 
 @contextmanager
