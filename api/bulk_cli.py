@@ -36,6 +36,13 @@ def add_parsers(commands_: Any, run_with_database: RunWithDatabase) -> None:
     )
     ndjson = kinds.add_parser("ndjson", help="NDJSON of records in the API's shapes (what export writes)")
     ndjson.add_argument("file", type=Path, metavar="FILE")
+    for parser in (ucdp, ndjson):
+        parser.add_argument(
+            "--exclusive",
+            action="store_true",
+            help="faster for large loads: lock the incident tables while writing and rebuild their "
+            "indexes afterwards (API requests on those tables wait until the import commits)",
+        )
 
     def import_handler(args: argparse.Namespace, settings: Settings) -> int:
         result: int = run_with_database(settings, lambda url: asyncio.run(_import(url, args)))
@@ -74,8 +81,10 @@ async def _import(url: str, args: argparse.Namespace) -> int:
     await asyncio.to_thread(db.upgrade, url)
     out, err = commands.default_streams()
     if args.import_kind == "ucdp":
-        return await commands.import_ucdp(url, args.files, skip_invalid=args.skip_invalid, out=out, err=err)
-    return await commands.import_ndjson(url, args.file, out=out, err=err)
+        return await commands.import_ucdp(
+            url, args.files, skip_invalid=args.skip_invalid, exclusive=args.exclusive, out=out, err=err
+        )
+    return await commands.import_ndjson(url, args.file, exclusive=args.exclusive, out=out, err=err)
 
 
 def _check_export(args: argparse.Namespace) -> str | None:

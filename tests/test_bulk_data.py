@@ -1,5 +1,6 @@
-"""Migration 0004's set-based triggers and the importers' set-based revision documents: the same
-guarantees and the same bytes as the per-row versions they replace."""
+"""Migration 0004's set-based triggers and the importers' revision documents (set-based in SQL,
+or rendered in Python by the NDJSON import): the same guarantees and the same documents as the
+per-row versions they replace."""
 
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ async def test_ucdp_revisions_are_byte_identical_to_incident_doc(conn: asyncpg.C
     assert await conn.fetch(DIFFERING_REVISIONS) == []
 
 
-async def test_ndjson_revisions_are_byte_identical_to_incident_doc(conn: asyncpg.Connection) -> None:
+async def test_ndjson_revisions_equal_incident_doc(conn: asyncpg.Connection) -> None:
+    """Rendered in Python: the same JSON as incident_doc() — keys, values and the very strings of
+    timestamps — for organisations of the file, of the database and named only later in the file
+    (those rendered by SQL)."""
+    seeded_org = await conn.fetchrow("SELECT id, name FROM organisations ORDER BY id LIMIT 1")
+    late_org = str(uuid.uuid4())
     source, org_a, org_b = (str(uuid.uuid4()) for _ in range(3))
     text = "Gunmen attacked the checkpoint; two soldiers and one civilian were killed."
     cited = [{"source_id": source, "quote": "Gunmen"}]
@@ -80,6 +86,7 @@ async def test_ndjson_revisions_are_byte_identical_to_incident_doc(conn: asyncpg
                 "participants": [
                     {"organisation_id": org_b, "role": "perpetrator"},
                     {"organisation_id": org_a, "role": "target"},
+                    {"organisation_id": str(seeded_org["id"]), "role": "claimed_by"},
                 ],
                 "casualties": {
                     "killed": {"low": 2, "best": 3, "high": 4},
@@ -106,6 +113,24 @@ async def test_ndjson_revisions_are_byte_identical_to_incident_doc(conn: asyncpg
                 "citations": cited,
             },
         },
+        {  # kept stamps, given in another time zone; an organisation defined further down
+            "type": "incident",
+            "record": {
+                "title": "Later",
+                "type": "riot",
+                "version": 3,
+                "created_at": "2024-03-01T10:00:00.5+05:00",
+                "updated_at": "2024-03-02T00:00:00Z",
+                "occurred": {"start": "2024-03-01", "end": "2024-03-01", "precision": "day"},
+                "location": {"country": "PK", "lat": 31, "lon": 74, "precision": "near"},
+                "participants": [{"organisation_id": late_org, "role": "perpetrator"}],
+                "citations": cited,
+            },
+        },
+        {
+            "type": "organisation",
+            "record": {"id": late_org, "name": "Named later", "kind": "armed_group", "citations": cited},
+        },
     ]
     body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
 
@@ -113,8 +138,22 @@ async def test_ndjson_revisions_are_byte_identical_to_incident_doc(conn: asyncpg
         yield body
 
     result = await ndjson.import_lines(conn, chunks(), actor="test")
-    assert result.created["incident"] == 2
-    assert await conn.fetch(DIFFERING_REVISIONS) == []
+    assert result.created["incident"] == 3
+    rows = await conn.fetch(
+        "SELECT r.data::text AS stored, incident_doc(i)::text AS rendered FROM revisions r"
+        " JOIN incidents i ON i.id = r.record_id AND i.version = r.version"
+        " WHERE r.record_type = 'incident' AND r.actor = 'test' ORDER BY r.seq"
+    )
+    assert len(rows) == 3
+    for row in rows:
+        assert json.loads(row["stored"]) == json.loads(row["rendered"])
+    stored = [json.loads(r["stored"]) for r in rows]
+    assert stored[0]["participants"][2]["name"] == seeded_org["name"]
+    assert stored[2]["participants"][0]["name"] == "Named later"
+    assert (stored[2]["created_at"], stored[2]["updated_at"]) == (
+        "2024-03-01T05:00:00.5+00:00",
+        "2024-03-02T00:00:00+00:00",
+    )
 
 
 async def test_change_feed_seq_cannot_be_supplied(conn: asyncpg.Connection) -> None:

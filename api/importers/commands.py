@@ -45,7 +45,9 @@ def _file_size(path: Path) -> int | None:
     return path.stat().st_size if path.is_file() else None
 
 
-async def import_ucdp(url: str, paths: list[Path], *, skip_invalid: bool, out: TextIO, err: TextIO) -> int:
+async def import_ucdp(
+    url: str, paths: list[Path], *, skip_invalid: bool, exclusive: bool = False, out: TextIO, err: TextIO
+) -> int:
     """Import each file in its own transaction; the exit status is 1 if any file failed."""
     status = 0
     async with connect(url) as conn:
@@ -57,7 +59,9 @@ async def import_ucdp(url: str, paths: list[Path], *, skip_invalid: bool, out: T
                 continue
             try:
                 with progress_bar(path.name, size, err) as progress:
-                    summary = await ucdp.import_file(conn, path, skip_invalid=skip_invalid, progress=progress)
+                    summary = await ucdp.import_file(
+                        conn, path, skip_invalid=skip_invalid, progress=progress, exclusive=exclusive
+                    )
             except ImportFailed as exc:
                 print(str(exc), file=err)
                 status = 1
@@ -66,7 +70,7 @@ async def import_ucdp(url: str, paths: list[Path], *, skip_invalid: bool, out: T
     return status
 
 
-async def import_ndjson(url: str, path: Path, *, out: TextIO, err: TextIO) -> int:
+async def import_ndjson(url: str, path: Path, *, exclusive: bool = False, out: TextIO, err: TextIO) -> int:
     size = await asyncio.to_thread(_file_size, path)
     if size is None:
         print(f"{path}: no such file", file=err)
@@ -75,7 +79,7 @@ async def import_ndjson(url: str, path: Path, *, out: TextIO, err: TextIO) -> in
         try:
             with path.open("rb") as f, progress_bar(path.name, size, err) as progress:
                 result = await ndjson.import_lines(
-                    conn, ndjson.file_chunks(f, progress), actor="import:ndjson"
+                    conn, ndjson.file_chunks(f, progress), actor="import:ndjson", exclusive=exclusive
                 )
         except ImportFailed as exc:
             print(f"{path}: {exc}", file=err)

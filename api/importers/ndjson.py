@@ -11,6 +11,7 @@ tables with ``INSERT … SELECT`` and one revision per record written.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from uuid import UUID
@@ -20,6 +21,7 @@ import msgspec
 from uuid_utils.compat import uuid7
 
 from api.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, documents
+from api.importers.exclusive import indexes_rebuilt as exclusive_load
 from api.resources.statements import queries as statements
 from schemas.common import Citation, Estimate
 from schemas.imports import (
@@ -54,7 +56,7 @@ CREATE TEMP TABLE nd_incidents (
   lat double precision, lon double precision, location_precision text, killed_low integer,
   killed_best integer, killed_high integer, injured_low integer, injured_best integer,
   injured_high integer, external_ids jsonb, version integer, created_at timestamptz,
-  updated_at timestamptz) ON COMMIT DROP;
+  updated_at timestamptz, doc json) ON COMMIT DROP;
 CREATE TEMP TABLE nd_participants (
   line integer, incident_id uuid, ordinal integer, organisation_id uuid, role text) ON COMMIT DROP;
 CREATE TEMP TABLE nd_casualties (
@@ -193,10 +195,17 @@ UPDATE statements s
   FROM nd_statements n WHERE n.id = s.id
 """
 
-# Incidents are most of a bulk import: their documents are rendered set-based (api/importers/documents.py).
-_INCIDENT_REVISIONS = documents.incident_revisions_sql(
-    "SELECT id, line AS ord, 'create' AS operation FROM nd_incidents", api_key_id="$1", actor="$2"
+# Incidents are most of a bulk import: their documents were rendered in Python while parsing,
+# except those naming an organisation that was not known yet, rendered here set-based
+# (api/importers/documents.py).
+_LATE_DOCUMENTS = documents.incident_documents_sql(
+    "SELECT id, line AS ord, 'create' AS operation FROM nd_incidents WHERE doc IS NULL"
 )
+_INCIDENT_REVISIONS = f"""
+INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
+SELECT 'incident', n.id, coalesce(n.version, 1), 'create', coalesce(n.doc, d.doc), $1, $2
+  FROM nd_incidents n LEFT JOIN ({_LATE_DOCUMENTS}) d ON d.id = n.id
+ ORDER BY n.line"""
 REVISIONS = f"""
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
 SELECT 'source', r.id, r.version, 'create', source_doc(r), $1, $2
@@ -221,7 +230,7 @@ TABLE_COLUMNS: dict[str, int] = {
     "nd_organisations": 11,
     "nd_aliases": 4,
     "nd_relationships": 8,
-    "nd_incidents": 26,
+    "nd_incidents": 27,
     "nd_participants": 5,
     "nd_casualties": 10,
     "nd_citations": 6,
@@ -236,17 +245,25 @@ def _estimate(e: Estimate | None) -> tuple[int | None, int | None, int | None]:
 
 @dataclass(slots=True)
 class _Batches:
-    """Rows waiting to be COPYed, per staging table."""
+    """Rows waiting to be COPYed, per staging table; incidents wait with their records, whose
+    documents are rendered when the batch is flushed."""
 
+    docs: documents.IncidentDocuments
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLE_COLUMNS})
+    incidents: list[tuple[tuple[Any, ...], IncidentImport]] = field(default_factory=list)
 
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows[table].append(row)
 
     def full(self) -> bool:
-        return any(len(r) >= BATCH_ROWS for r in self.rows.values())
+        return len(self.incidents) >= BATCH_ROWS or any(len(r) >= BATCH_ROWS for r in self.rows.values())
 
     async def flush(self, conn: asyncpg.Connection) -> None:
+        if self.incidents:
+            await self.docs.resolve(conn, (r for _, r in self.incidents))
+            render = self.docs.render
+            self.rows["nd_incidents"] = [(*row, render(r)) for row, r in self.incidents]
+            self.incidents.clear()
         for table, rows in self.rows.items():
             if rows:
                 await conn.copy_records_to_table(table, records=rows)
@@ -285,6 +302,7 @@ def _stage_organisation(b: _Batches, line: int, r: OrganisationImport) -> None:
         (line, r.id, r.name, r.kind, r.country, r.status, r.description, _json(r.external_ids),
          r.version, r.created_at, r.updated_at),
     )  # fmt: skip
+    b.docs.add_name(r.id, r.name)
     for k, alias in enumerate(r.aliases, start=1):
         b.add("nd_aliases", (line, r.id, k, alias))
     for k, rel in enumerate(r.relationships, start=1):
@@ -301,13 +319,13 @@ def _stage_organisation(b: _Batches, line: int, r: OrganisationImport) -> None:
 def _stage_incident(b: _Batches, line: int, r: IncidentImport) -> None:
     assert r.id is not None
     loc, cas = r.location, r.casualties
-    b.add(
-        "nd_incidents",
+    b.incidents.append((
         (line, r.id, r.title, r.summary, r.type, r.subtype, r.occurred.start, r.occurred.end,
          r.occurred.precision, loc.country, loc.admin1, loc.admin2, loc.place, loc.lat, loc.lon,
          loc.precision, *_estimate(cas.killed), *_estimate(cas.injured), _json(r.external_ids),
          r.version, r.created_at, r.updated_at),
-    )  # fmt: skip
+        r,
+    ))  # fmt: skip
     for k, p in enumerate(r.participants, start=1):
         b.add("nd_participants", (line, r.id, k, p.organisation_id, p.role))
         _ref(b, line, f"participants[{k - 1}].organisation_id", "organisation", p.organisation_id)
@@ -386,15 +404,19 @@ async def import_lines(
     *,
     actor: str,
     api_key_id: UUID | None = None,
+    exclusive: bool = False,
 ) -> ImportResult:
     """Import NDJSON from ``chunks`` in one transaction; :class:`ImportFailed` (nothing
-    written) lists the problems by line. ``conn`` needs the codecs of ``api.db.init_connection``."""
+    written) lists the problems by line. ``conn`` needs the codecs of ``api.db.init_connection``.
+
+    ``exclusive``: write with the bulk tables locked and their indexes rebuilt after the load
+    (see :mod:`api.importers.exclusive`)."""
     errors = ErrorLog()
-    batches = _Batches()
     lines = 0
     async with conn.transaction():
         await conn.execute(BULK_SETTINGS)
         await conn.execute(STAGING)
+        batches = _Batches(documents.IncidentDocuments(await conn.fetchval("SELECT now()")))
         async for number, raw in _lines(chunks):
             lines = number
             if not raw.strip():
@@ -425,10 +447,11 @@ async def import_lines(
             raise ImportFailed(
                 f"{errors.total} problem(s) found; nothing was imported", errors.errors, errors.total
             )
-        await conn.execute(WRITE)
-        await _write_statements(conn)
-        for statement in REVISION_STATEMENTS:
-            await conn.execute(statement, api_key_id, actor)
+        async with exclusive_load(conn) if exclusive else nullcontext():
+            await conn.execute(WRITE)
+            await _write_statements(conn)
+            for statement in REVISION_STATEMENTS:
+                await conn.execute(statement, api_key_id, actor)
         sources, organisations, incidents, statement_count = await conn.fetchrow(COUNTS)
     created = {
         "source": sources,

@@ -49,6 +49,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -58,6 +59,7 @@ import asyncpg
 import msgspec
 
 from api.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, UnknownLayout, documents
+from api.importers.exclusive import indexes_rebuilt as exclusive_load
 
 GED_COLUMNS: tuple[str, ...] = (
     "id", "relid", "year", "active_year", "code_status", "type_of_violence", "conflict_dset_id",
@@ -547,8 +549,11 @@ WITH new AS (
 SELECT coalesce(array_agg(id), '{}') FROM new
 """
 
-RESOLVE_INCIDENTS = """
-ANALYZE ucdp_stage;
+# Statistics only for the columns the joins and filters use: analysing the long texts (quotes,
+# summaries) too took as long as the join it informs.
+ANALYZE_STAGE = "ANALYZE ucdp_stage (line, ged_id, incident_id, action)"
+RESOLVE_INCIDENTS = f"""
+{ANALYZE_STAGE};
 UPDATE ucdp_stage s
    SET incident_id = i.id, action = CASE WHEN i.deleted_at IS NULL THEN 'compare' ELSE 'deleted' END
   FROM incidents i
@@ -658,11 +663,13 @@ async def import_file(
     actor: str = "import:ucdp",
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    exclusive: bool = False,
 ) -> UcdpSummary:
     """Import one UCDP GED CSV file in one transaction; raise :class:`ImportFailed` (nothing
     written) when the file cannot be read or — unless ``skip_invalid`` — any row is rejected.
 
-    ``conn`` must have the codecs of :func:`api.db.init_connection`.
+    ``conn`` must have the codecs of :func:`api.db.init_connection`. ``exclusive``: write with
+    the bulk tables locked and their indexes rebuilt after the load (:mod:`api.importers.exclusive`).
     """
     summary = UcdpSummary(path=str(path))
     mapper = RowMapper(await CountryResolver.load(conn))
@@ -691,15 +698,16 @@ async def import_file(
         summary.organisations_linked, summary.organisations_created = len(linked), len(created)
         await conn.execute(RESOLVE_INCIDENTS)
         await conn.execute(COMPARE_INCIDENTS, source_id)
-        await conn.execute(WRITE_INCIDENTS)
-        await conn.execute(WRITE_CITATIONS, source_id)
-        if summary.source_created:
-            await conn.execute(REVISE_SOURCE, source_id, actor)
-        await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
-        # Analysed before `action` was filled in: again, so the planner knows how many
-        # incidents get a revision.
-        await conn.execute("ANALYZE ucdp_stage")
-        await conn.execute(REVISE_INCIDENTS, actor)
+        async with exclusive_load(conn) if exclusive else nullcontext():
+            await conn.execute(WRITE_INCIDENTS)
+            await conn.execute(WRITE_CITATIONS, source_id)
+            if summary.source_created:
+                await conn.execute(REVISE_SOURCE, source_id, actor)
+            await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
+            # Analysed before `action` was filled in: again, so the planner knows how many
+            # incidents get a revision.
+            await conn.execute(ANALYZE_STAGE)
+            await conn.execute(REVISE_INCIDENTS, actor)
         counts = {r["action"]: r["count"] for r in await conn.fetch(COUNT_ACTIONS)}
     summary.created = counts.get("create", 0)
     summary.updated = counts.get("update", 0)
