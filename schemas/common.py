@@ -91,8 +91,13 @@ class EstimateIn(Estimate, RequestBase, kw_only=True):
     high: Count | None = None
 
     def __post_init__(self) -> None:
-        given = [v for v in (self.low, self.best, self.high) if v is not None]
-        if given != sorted(given):
+        # Pairwise rather than sorting a list: this runs for every estimate of a bulk import.
+        low, best, high = self.low, self.best, self.high
+        if (
+            (low is not None and best is not None and low > best)
+            or (best is not None and high is not None and best > high)
+            or (low is not None and high is not None and low > high)
+        ):
             raise ValueError("estimate must satisfy low <= best <= high where given")
 
 
