@@ -127,50 +127,59 @@ def generate_ndjson(path: Path, rows: int) -> None:
 MODES = {False: "online", True: "exclusive"}
 
 
+async def run_import(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, records) of importing ``path``: run in a process of its own."""
+    conn = await connect(url)
+    try:
+        started = time.perf_counter()
+        if kind == "ucdp":
+            records = (await ucdp.import_file(conn, path, exclusive=exclusive)).rows_read
+        else:
+            with path.open("rb") as f:
+                result = await ndjson.import_lines(
+                    conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive
+                )
+            records = sum(result.created.values())
+        elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, records
+
+
+def import_in_child(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int]:
+    out = run_child(f"b.run_import({url!r}, {kind!r}, b.Path({str(path)!r}), {exclusive!r})")
+    return float(out[0]), float(out[1]), int(out[2])
+
+
+def import_row(label: str, exclusive: bool, measured: tuple[float, float, int]) -> str:
+    elapsed, rss, records = measured
+    return f"| {label} | {MODES[exclusive]} | {records:,} | {elapsed:.2f} s | {records / elapsed:,.0f} | {rss:,.0f} MB |"
+
+
 async def bench_ucdp(server: str, files: list[Path]) -> tuple[list[str], str]:
-    """Rows and the URL of a database holding the first file (for the ceiling)."""
+    """Rows of the table, and the URL of a database holding the first file (for the ceiling)."""
     lines, first_url = [], ""
     for path in files:
         for exclusive in MODES:
             url = await fresh_database(server)
             first_url = first_url or url
-            conn = await connect(url)
-            try:
-                started = time.perf_counter()
-                summary = await ucdp.import_file(conn, path, exclusive=exclusive)
-                elapsed = time.perf_counter() - started
-            finally:
-                await conn.close()
-            lines.append(
-                f"| UCDP `{path.name}` | {MODES[exclusive]} | {summary.rows_read:,} | {elapsed:.2f} s "
-                f"| {summary.rows_read / elapsed:,.0f} |"
-            )
+            measured = await asyncio.to_thread(import_in_child, url, "ucdp", path, exclusive)
+            lines.append(import_row(f"UCDP `{path.name}`", exclusive, measured))
     return lines, first_url
 
 
 async def bench_ndjson(server: str, rows: int, workdir: Path) -> tuple[str, list[str]]:
-    """The URL of a database holding the import, and the rows of the table."""
-    path = workdir / "generated.ndjson"
-    generate_ndjson(path, rows)
-    size = path.stat().st_size / 1e6
+    """The URL of a database holding the large import, and the rows of the table: a small file
+    (for memory: flat in file size) and the large one in both modes."""
+    small, large = workdir / "small.ndjson", workdir / "generated.ndjson"
+    generate_ndjson(small, SMALL_EXPORT)
+    generate_ndjson(large, rows)
     lines, url = [], ""
-    for exclusive in MODES:
+    for path, exclusive in ((small, False), (large, False), (large, True)):
         url = await fresh_database(server)
-        conn = await connect(url)
-        try:
-            started = time.perf_counter()
-            with path.open("rb") as f:
-                result = await ndjson.import_lines(
-                    conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive
-                )
-            elapsed = time.perf_counter() - started
-        finally:
-            await conn.close()
-        records = sum(result.created.values())
-        lines.append(
-            f"| NDJSON generated ({size:,.0f} MB) | {MODES[exclusive]} | {records:,} | {elapsed:.2f} s "
-            f"| {records / elapsed:,.0f} |"
-        )
+        measured = await asyncio.to_thread(import_in_child, url, "ndjson", path, exclusive)
+        label = f"NDJSON generated ({path.stat().st_size / 1e6:,.0f} MB)"
+        lines.append(import_row(label, exclusive, measured))
     return url, lines
 
 
@@ -218,17 +227,23 @@ async def bench_ceiling(label: str, url: str) -> str:
     )
 
 
-def export_in_child(url: str, fmt: str, small: bool) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, bytes) of a separate process exporting incidents."""
+def run_child(call: str) -> list[str]:
+    """Run ``asyncio.run(b.<call>)`` in a new Python process (``b`` is this module) and return
+    the words it prints: each measurement gets a process, and a peak RSS, of its own."""
     code = (
-        "import asyncio, resource, sys, time\n"
+        "import asyncio, sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "import bench.import_export as b\n"
-        f"print(*asyncio.run(b.export_to_null({url!r}, {fmt!r}, {small!r})))\n"
+        f"print(*asyncio.run({call}))\n"
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.split()
+
+
+def export_in_child(url: str, fmt: str, small: bool) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, bytes) of a separate process exporting incidents."""
+    out = run_child(f"b.export_to_null({url!r}, {fmt!r}, {small!r})")
     return float(out[0]), float(out[1]), int(out[2])
 
 
@@ -290,8 +305,8 @@ async def main() -> None:
             "Online: the tables stay readable and writable throughout. Exclusive (`--exclusive`): the",
             "incident tables are locked while writing, their indexes and foreign keys rebuilt after.",
             "",
-            "| input | mode | records | time | records/s |",
-            "|---|---|---:|---:|---:|",
+            "| input | mode | records | time | records/s | peak RSS |",
+            "|---|---|---:|---:|---:|---:|",
             *import_rows,
             "",
             "## Ceiling: PostgreSQL's own work per incident row, on the imported rows",

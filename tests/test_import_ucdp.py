@@ -252,6 +252,34 @@ async def test_bad_values_are_named(
     assert await snapshot(conn) == before
 
 
+async def test_a_repeated_ucdp_id_is_rejected_and_the_first_row_kept(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    with PAKISTAN.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header, first, second, third = next(reader), next(reader), next(reader), next(reader)
+    repeat = list(second)
+    repeat[header.index("id")] = first[header.index("id")]
+    path = tmp_path / "repeated.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([header, first, repeat, third])
+    before = await snapshot(conn)
+
+    with pytest.raises(ImportFailed) as failure:
+        await ucdp.import_file(conn, path)
+    [error] = failure.value.errors
+    assert (error.line, error.field) == (3, "id")
+    assert error.message == f"duplicate id {first[header.index('id')]} (first on line 2)"
+    assert await snapshot(conn) == before
+
+    summary = await ucdp.import_file(conn, path, skip_invalid=True)
+    assert (summary.rows_read, summary.created, summary.rejected) == (3, 2, 1)
+    kept = await conn.fetchval(
+        "SELECT killed_best FROM incidents WHERE external_ids->>'ucdp_ged_id' = $1", first[header.index("id")]
+    )
+    assert kept == int(first[header.index("best")])
+
+
 async def test_unknown_layout_is_refused(conn: asyncpg.Connection, tmp_path: Path) -> None:
     path = tmp_path / "acled.csv"
     path.write_text("event_id_cnty,event_date,year,actor1,fatalities\nPAK1,2023-12-12,2023,TJP,23\n")

@@ -276,7 +276,6 @@ class RowMapper:
         self.countries = countries
         self.actors: dict[str, Actor] = {}
         self.repaired: Counter[str] = Counter()
-        self._seen_ids: dict[str, int] = {}
 
     def _actor(self, actor_id: str, name: str, line: int, errors: list[tuple[str, str]]) -> str | None:
         name = name.strip()
@@ -321,10 +320,6 @@ class RowMapper:
         low = _int(row["low"], "low", errors) if row["low"] != "" else None
         high = _int(row["high"], "high", errors) if row["high"] != "" else None
         side_ids = {s: _int(row[f"{s}_new_id"], f"{s}_new_id", errors) for s in ("side_a", "side_b")}
-        if ged_id is not None:
-            first = self._seen_ids.setdefault(str(ged_id), line)
-            if first != line:
-                errors.append(("id", f"duplicate id {ged_id} (first on line {first})"))
         if errors or ged_id is None or violence is None or start is None or end is None:
             return errors or [("row", "invalid")]
         assert country is not None and best is not None and date_precision and location_precision
@@ -494,6 +489,18 @@ CREATE TEMP TABLE ucdp_stage (
 CREATE TEMP TABLE ucdp_actors (
   actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
 ) ON COMMIT DROP
+"""
+
+# Rows whose UCDP id an earlier row of the file has: reported, and dropped from the staging table
+# (imported with --skip-invalid, the first one wins).
+DUPLICATE_IDS = """
+WITH repeated AS (
+  SELECT line, ged_id, first_line
+    FROM (SELECT line, ged_id, min(line) OVER (PARTITION BY ged_id) AS first_line FROM ucdp_stage) d
+   WHERE line <> first_line
+)
+DELETE FROM ucdp_stage s USING repeated r WHERE s.line = r.line
+RETURNING r.line, r.ged_id, r.first_line
 """
 
 UPSERT_DATASET_SOURCE = """
@@ -681,6 +688,7 @@ async def import_file(
             stream = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 16)
             rows = iterate_rows(stream, mapper, errors, summary)
             await conn.copy_records_to_table("ucdp_stage", records=rows, columns=STAGE_COLUMNS)
+        await _reject_duplicate_ids(conn, errors, summary)
         summary.rejections, summary.repaired = errors.errors, mapper.repaired
         if errors and not skip_invalid:
             raise ImportFailed(
@@ -714,6 +722,16 @@ async def import_file(
     summary.unchanged = counts.get("unchanged", 0)
     summary.skipped_deleted = counts.get("deleted", 0)
     return summary
+
+
+async def _reject_duplicate_ids(conn: asyncpg.Connection, errors: ErrorLog, summary: UcdpSummary) -> None:
+    """Rows repeating an earlier row's UCDP id are rejected (found in SQL rather than with a set
+    of ids in memory, which would grow with the file)."""
+    for row in sorted(await conn.fetch(DUPLICATE_IDS), key=lambda r: r["line"]):
+        errors.add(
+            LineError(row["line"], "id", f"duplicate id {row['ged_id']} (first on line {row['first_line']})")
+        )
+        summary.rejected += 1
 
 
 async def _dataset_source(conn: asyncpg.Connection) -> tuple[UUID, bool]:
