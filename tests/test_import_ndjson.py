@@ -140,6 +140,8 @@ async def test_problems_are_reported_by_line_and_nothing_is_written(
             },
         },
         _incident(source_id, location={"country": "ZZ", "precision": "country"}),
+        _incident(source_id, str(uuid.uuid4())),
+        _organisation(str(uuid.uuid4()), missing),
     )
     response = await _post(client, body, keys.admin)
     assert response.status_code == 422, response.text
@@ -148,6 +150,8 @@ async def test_problems_are_reported_by_line_and_nothing_is_written(
         "line 2: citations[0].source_id": "no such source",
         "line 3: citations[0].quote": "quote not found in the text of the source",
         "line 4: location.country": "unknown country code ZZ",
+        "line 5: participants[0].organisation_id": "no such organisation",
+        "line 6: citations[0].source_id": "no such source",
     }
     assert await snapshot(conn) == before
 

@@ -72,9 +72,20 @@ CREATE TEMP TABLE nd_refs (
 """
 
 # Each check yields (line, field, message); all of them run before anything is written.
+# References: those of participants and owned citations are read from their staging tables (most
+# of a file's references: not copying them twice saves a row per reference); the rarer ones of
+# relationships and statements are listed in nd_refs.
 CHECKS = """
+WITH refs AS (
+  SELECT line, field, target_type, target_id, quote FROM nd_refs
+  UNION ALL
+  SELECT line, 'participants[' || (ordinal - 1) || '].organisation_id', 'organisation', organisation_id, NULL
+    FROM nd_participants
+  UNION ALL
+  SELECT line, 'citations[' || (ordinal - 1) || '].source_id', 'source', source_id, quote FROM nd_citations
+)
 SELECT r.line, r.field, 'no such ' || r.target_type
-  FROM nd_refs r
+  FROM refs r
  WHERE NOT CASE r.target_type
    WHEN 'source' THEN EXISTS (SELECT 1 FROM sources s WHERE s.id = r.target_id)
                    OR EXISTS (SELECT 1 FROM nd_sources s WHERE s.id = r.target_id)
@@ -85,7 +96,7 @@ SELECT r.line, r.field, 'no such ' || r.target_type
    END
 UNION ALL
 SELECT r.line, regexp_replace(r.field, 'source_id$', 'quote'), 'quote not found in the text of the source'
-  FROM nd_refs r
+  FROM refs r
   LEFT JOIN nd_sources n ON n.id = r.target_id
   LEFT JOIN sources s ON s.id = r.target_id
  WHERE r.target_type = 'source' AND r.quote IS NOT NULL
@@ -290,9 +301,9 @@ def _cite(batches: _Batches, line: int, prefix: str, citations: Iterable[Citatio
 def _owned_citations(
     batches: _Batches, line: int, owner_type: str, owner_id: UUID, citations: Iterable[Citation]
 ) -> None:
+    rows = batches.rows["nd_citations"]
     for k, c in enumerate(citations, start=1):
-        batches.add("nd_citations", (line, owner_type, owner_id, k, c.source_id, c.quote))
-    _cite(batches, line, "", citations)
+        rows.append((line, owner_type, owner_id, k, c.source_id, c.quote))
 
 
 def _ref(batches: _Batches, line: int, field_name: str, target_type: str, target_id: UUID) -> None:
@@ -338,11 +349,11 @@ def _stage_incident(b: _Batches, line: int, r: IncidentImport) -> None:
          r.version, r.created_at, r.updated_at),
         r,
     ))  # fmt: skip
+    participants, casualties = b.rows["nd_participants"], b.rows["nd_casualties"]
     for k, p in enumerate(r.participants, start=1):
-        b.add("nd_participants", (line, r.id, k, p.organisation_id, p.role))
-        _ref(b, line, f"participants[{k - 1}].organisation_id", "organisation", p.organisation_id)
+        participants.append((line, r.id, k, p.organisation_id, p.role))
     for k, g in enumerate(cas.breakdown, start=1):
-        b.add("nd_casualties", (line, r.id, k, g.group, *_estimate(g.killed), *_estimate(g.injured)))
+        casualties.append((line, r.id, k, g.group, *_estimate(g.killed), *_estimate(g.injured)))
     _owned_citations(b, line, "incident", r.id, r.citations)
 
 
