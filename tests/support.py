@@ -1,16 +1,20 @@
 """Test-only routes, registered only in apps built by the tests (never in the served API):
 a request that stays in PostgreSQL for a chosen time (``pg_sleep``), and one that reads its
-body. They make slow requests and bodies real without depending on other endpoints.
+body. They make slow requests and bodies real without depending on other endpoints. Also the
+helpers to serve such an app in the test's event loop and to check a problem response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated
 
 import asyncpg
+import httpx
 from litestar import Litestar, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -80,3 +84,31 @@ def create_test_app(settings: Settings) -> Litestar:
 def app_from_env() -> Litestar:
     """Granian factory: the API plus the test-only routes, configured from the environment."""
     return create_test_app(Settings.from_env())
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app (with the test-only routes) in this event loop, so that a test can run requests
+    concurrently (Litestar's test client runs each request to its end on a thread of its own).
+    """
+    app = create_test_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client,
+    ):
+        yield client
+
+
+def with_database(settings: Settings, **database: object) -> Settings:
+    return replace(settings, database=replace(settings.database, **database))  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ import pytest
 
 from api import cli, db
 from api.importers import ImportFailed, exclusive, ndjson, ucdp
+from tests.conftest import make_settings
+from tests.support import assert_problem, serve, with_database
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"
 
@@ -152,6 +154,25 @@ async def test_api_reads_wait_for_an_exclusive_import_and_then_see_all_of_it(
         await asyncio.sleep(0.3)
         assert not read.done()  # waiting on the lock, not reading half an import
     assert await read == before + 50
+
+
+async def test_api_requests_during_an_exclusive_import_get_503_not_half_the_data(database_url: str) -> None:
+    """Past the statement timeout a request waiting for the tables is a 503 with Retry-After;
+    once the import commits, the API serves everything it wrote."""
+    settings = with_database(make_settings(database_url), statement_timeout_ms=300)
+    async with serve(settings) as client, db.connect(database_url) as importer:
+        async with importer.transaction(), exclusive.indexes_rebuilt(importer):
+            await importer.execute(
+                "INSERT INTO incidents (title, type, occurred_start, occurred_end, occurred_precision,"
+                " country, location_precision) VALUES ('bulk', 'battle', '2024-01-01', '2024-01-01',"
+                " 'day', 'PK', 'country')"
+            )
+            waiting = await client.get("/v1/incidents")
+            assert_problem(waiting, 503, "statement_timeout")
+            assert waiting.headers["retry-after"]
+        served = await client.get("/v1/incidents", params={"q": "bulk"})
+        assert served.status_code == 200, served.text
+        assert [i["title"] for i in served.json()["data"]] == ["bulk"]
 
 
 async def test_exclusive_ucdp_import_equals_a_normal_one(conn: asyncpg.Connection) -> None:

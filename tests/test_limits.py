@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
 
 import asyncpg
 import httpx
@@ -16,35 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.settings import Settings
 from tests.conftest import make_settings
-from tests.support import ECHO_PATH, SLEEP_PATH, create_test_app, running_sleeps, wait_until
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app (with the test-only routes) in this event loop, so that a test can run requests
-    concurrently (Litestar's test client runs each request to its end on a thread of its own).
-    """
-    app = create_test_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.lifespan(),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client,
-    ):
-        yield client
-
-
-def with_database(settings: Settings, **database: object) -> Settings:
-    return replace(settings, database=replace(settings.database, **database))  # type: ignore[arg-type]
+from tests.support import (
+    ECHO_PATH,
+    SLEEP_PATH,
+    assert_problem,
+    running_sleeps,
+    serve,
+    wait_until,
+    with_database,
+)
 
 
 def small_limits(database_url: str) -> Settings:

@@ -5,7 +5,9 @@ rows and COPYed in batches into temporary staging tables (memory stays flat in i
 Then SQL checks what a Struct cannot — references to records in the file or the database,
 quotes against source texts, ids and unique external ids already taken, country codes — and
 reports each problem by line. Only when nothing is wrong are the rows moved into the real
-tables with ``INSERT … SELECT`` and one revision per record written.
+tables with ``INSERT … SELECT`` and one revision per record written. Incidents' revision
+documents are rendered in Python batch by batch (:class:`documents.IncidentDocuments`) and
+staged with the rows, so the database only stores them.
 """
 
 from __future__ import annotations
