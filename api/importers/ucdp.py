@@ -484,7 +484,7 @@ CREATE TEMP TABLE ucdp_stage (
   admin2 text, place text, lat double precision, lon double precision, location_precision text,
   killed_low integer, killed_best integer, killed_high integer, external_ids jsonb,
   side_a_actor text, side_b_actor text, breakdown jsonb, quote text,
-  incident_id uuid, action text, participants jsonb
+  incident_id uuid, action text, participants jsonb NOT NULL DEFAULT '[]'
 ) ON COMMIT DROP;
 CREATE TEMP TABLE ucdp_actors (
   actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
@@ -559,19 +559,27 @@ SELECT coalesce(array_agg(id), '{}') FROM new
 # Statistics only for the columns the joins and filters use: analysing the long texts (quotes,
 # summaries) too took as long as the join it informs.
 ANALYZE_STAGE = "ANALYZE ucdp_stage (line, ged_id, incident_id, action)"
+# Participants are matched through one map of actor → organisation, built once: matched per row,
+# the lookups cost more than the rest of the resolution.
 RESOLVE_INCIDENTS = f"""
 {ANALYZE_STAGE};
+CREATE TEMP TABLE actor_organisations ON COMMIT DROP AS
+SELECT external_ids->>'ucdp_actor_id' AS actor, id FROM organisations WHERE external_ids ? 'ucdp_actor_id';
+ANALYZE actor_organisations;
 UPDATE ucdp_stage s
    SET incident_id = i.id, action = CASE WHEN i.deleted_at IS NULL THEN 'compare' ELSE 'deleted' END
   FROM incidents i
  WHERE i.external_ids ? 'ucdp_ged_id' AND i.external_ids->>'ucdp_ged_id' = s.ged_id;
 UPDATE ucdp_stage SET incident_id = uuid_v7(), action = 'create' WHERE incident_id IS NULL;
 UPDATE ucdp_stage s
-   SET participants = (
-     SELECT coalesce(jsonb_agg(jsonb_build_object('organisation_id', o.id, 'role', 'perpetrator')
-                               ORDER BY p.ord), '[]'::jsonb)
-       FROM (VALUES (1, s.side_a_actor), (2, s.side_b_actor)) AS p(ord, actor)
-       JOIN organisations o ON o.external_ids ? 'ucdp_actor_id' AND o.external_ids->>'ucdp_actor_id' = p.actor)
+   SET participants = p.doc
+  FROM (SELECT k.line, jsonb_agg(jsonb_build_object('organisation_id', a.id, 'role', 'perpetrator')
+                                 ORDER BY side.ord) AS doc
+          FROM ucdp_stage k
+         CROSS JOIN LATERAL (VALUES (1, k.side_a_actor), (2, k.side_b_actor)) AS side(ord, actor)
+          JOIN actor_organisations a ON a.actor = side.actor
+         GROUP BY k.line) p
+ WHERE p.line = s.line
 """
 
 # An existing incident is rewritten only when the file says something else about it.
