@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from api import db  # noqa: E402
 from api.exports import formats  # noqa: E402
-from api.importers import ndjson, ucdp  # noqa: E402
+from api.importers import collector_paused, ndjson, ucdp  # noqa: E402
 from api.resources.incidents.filters import IncidentFilters  # noqa: E402
 
 UCDP_FILES = [
@@ -128,18 +128,20 @@ MODES = {False: "online", True: "exclusive"}
 
 
 async def run_import(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, records) of importing ``path``: run in a process of its own."""
+    """(seconds, peak RSS in MB, records) of importing ``path`` as ``secevents import`` does
+    (cycle collector paused): run in a process of its own."""
     conn = await connect(url)
     try:
         started = time.perf_counter()
-        if kind == "ucdp":
-            records = (await ucdp.import_file(conn, path, exclusive=exclusive)).rows_read
-        else:
-            with path.open("rb") as f:
-                result = await ndjson.import_lines(
-                    conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive
-                )
-            records = sum(result.created.values())
+        with collector_paused():
+            if kind == "ucdp":
+                records = (await ucdp.import_file(conn, path, exclusive=exclusive)).rows_read
+            else:
+                with path.open("rb") as f:
+                    result = await ndjson.import_lines(
+                        conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive
+                    )
+                records = sum(result.created.values())
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()

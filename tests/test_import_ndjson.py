@@ -4,6 +4,7 @@ same Structs, references in any order, all or nothing with errors by line.
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from api import cli
+from api.importers import collector_paused
 from tests.writing import Keys, make_keys, snapshot
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -215,8 +217,31 @@ def test_cli_import_ndjson(
     good.write_bytes(_lines(_source(source_id), _incident(source_id)))
     assert cli.main(["import", "ndjson", str(good)]) == 0
     assert "created 1 source(s), 1 incident(s)" in capsys.readouterr().out
+    assert gc.isenabled()
 
     bad = tmp_path / "bad.ndjson"
     bad.write_bytes(_lines(_incident(str(uuid.uuid4()))))
     assert cli.main(["import", "ndjson", str(bad)]) == 1
     assert "line 1: citations[0].source_id: no such source" in capsys.readouterr().err
+
+
+def test_the_cycle_collector_is_paused_only_while_a_command_imports() -> None:
+    seen: list[bool] = []
+
+    def failing_import() -> None:
+        with collector_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("an import that fails")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        failing_import()
+    assert seen == [False]
+    assert gc.isenabled()  # restored, whatever happened
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -7,6 +7,9 @@ feed sees imports). Each file (or request) is one transaction: all of it or none
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # Errors reported per import: enough to fix a file, not so many that a wrong file floods the
@@ -66,3 +69,22 @@ class ErrorLog:
 
     def __bool__(self) -> bool:
         return self.total > 0
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for a command-line import.
+
+    An import allocates millions of short-lived objects (Structs, rows, documents) and no
+    reference cycles, yet each of the collector's passes walks every live object: on a
+    200,000-row NDJSON import the passes took 4 of 22 seconds. Only the ``secevents import``
+    commands pause it — a server process keeps collecting for its other requests. Restored on
+    exit, whatever happens.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

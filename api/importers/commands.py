@@ -12,7 +12,7 @@ from typing import TextIO
 import asyncpg
 
 from api import db
-from api.importers import ImportFailed, ndjson, ucdp
+from api.importers import ImportFailed, collector_paused, ndjson, ucdp
 
 
 def connect(url: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
@@ -58,7 +58,7 @@ async def import_ucdp(
                 status = 1
                 continue
             try:
-                with progress_bar(path.name, size, err) as progress:
+                with collector_paused(), progress_bar(path.name, size, err) as progress:
                     summary = await ucdp.import_file(
                         conn, path, skip_invalid=skip_invalid, progress=progress, exclusive=exclusive
                     )
@@ -77,7 +77,7 @@ async def import_ndjson(url: str, path: Path, *, exclusive: bool = False, out: T
         return 1
     async with connect(url) as conn:
         try:
-            with path.open("rb") as f, progress_bar(path.name, size, err) as progress:
+            with collector_paused(), path.open("rb") as f, progress_bar(path.name, size, err) as progress:
                 result = await ndjson.import_lines(
                     conn, ndjson.file_chunks(f, progress), actor="import:ndjson", exclusive=exclusive
                 )
