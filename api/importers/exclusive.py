@@ -27,8 +27,9 @@ import asyncpg
 
 from api.importers import ImportFailed
 
-# Every table a bulk import writes many rows to. Organisations and sources stay online: few of
-# them per import, and the API's reads need them (and their indexes) most.
+# Every table a bulk import writes many rows to. Organisations and sources keep their indexes
+# and stay readable (few of them per import); writes to them wait, as to every table the foreign
+# keys of these point at.
 BULK_TABLES = ("incidents", "incident_participants", "incident_casualties", "citations", "revisions")
 
 # How long to wait for the tables: running API requests finish in well under this.
