@@ -299,7 +299,8 @@ async def main() -> None:
         [
             "# Import and export benchmark",
             "",
-            f"`python bench/import_export.py --rows {args.rows}` — {time.strftime('%Y-%m-%d')}, "
+            f"`python bench/import_export.py --rows {args.rows}{''.join(f' --ucdp {p}' for p in args.ucdp)}` — "
+            f"{time.strftime('%Y-%m-%d')}, "
             f"PostgreSQL {'embedded' if args.url is None else 'at --url'}, one machine shared by the database and the importer.",
             "",
             "## Import (one transaction per file, COPY into staging tables, revisions included)",
