@@ -303,9 +303,8 @@ def _cite(batches: _Batches, line: int, prefix: str, citations: Iterable[Citatio
 def _owned_citations(
     batches: _Batches, line: int, owner_type: str, owner_id: UUID, citations: Iterable[Citation]
 ) -> None:
-    rows = batches.rows["nd_citations"]
     for k, c in enumerate(citations, start=1):
-        rows.append((line, owner_type, owner_id, k, c.source_id, c.quote))
+        batches.add("nd_citations", (line, owner_type, owner_id, k, c.source_id, c.quote))
 
 
 def _ref(batches: _Batches, line: int, field_name: str, target_type: str, target_id: UUID) -> None:
@@ -351,11 +350,10 @@ def _stage_incident(b: _Batches, line: int, r: IncidentImport) -> None:
          r.version, r.created_at, r.updated_at),
         r,
     ))  # fmt: skip
-    participants, casualties = b.rows["nd_participants"], b.rows["nd_casualties"]
     for k, p in enumerate(r.participants, start=1):
-        participants.append((line, r.id, k, p.organisation_id, p.role))
+        b.add("nd_participants", (line, r.id, k, p.organisation_id, p.role))
     for k, g in enumerate(cas.breakdown, start=1):
-        casualties.append((line, r.id, k, g.group, *_estimate(g.killed), *_estimate(g.injured)))
+        b.add("nd_casualties", (line, r.id, k, g.group, *_estimate(g.killed), *_estimate(g.injured)))
     _owned_citations(b, line, "incident", r.id, r.citations)
 
 
