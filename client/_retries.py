@@ -9,23 +9,21 @@ from dataclasses import dataclass
 
 import httpx
 
-# Statuses worth another attempt: the server may answer differently in a moment (and any 5xx).
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# A 409 is retried only when it says when to come back (``Retry-After``): that is how the server
-# answers while the first request with the same Idempotency-Key is still in flight. A genuine
-# conflict (a unique value taken) has no Retry-After and would only come back again.
-IN_FLIGHT_STATUS = 409
-
-# Never wait longer than this for one retry, whatever Retry-After says: a caller that wants to
-# wait minutes can catch RateLimitError and decide for itself.
-MAX_RETRY_AFTER = 60.0
+from secevents._constants import (
+    DEFAULT_MAX_RETRIES,
+    IN_FLIGHT_STATUS,
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    RETRYABLE_STATUSES,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_retries: int = 2
-    initial_delay: float = 0.5
-    max_delay: float = 8.0
+    max_retries: int = DEFAULT_MAX_RETRIES
+    initial_delay: float = INITIAL_RETRY_DELAY
+    max_delay: float = MAX_RETRY_DELAY
 
     def should_retry(self, attempt: int, response: httpx.Response | None) -> bool:
         """``attempt`` counts retries already made; ``response`` is None for connection errors."""

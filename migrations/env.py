@@ -1,6 +1,6 @@
 """Alembic environment: runs the DDL migrations over SQLAlchemy's asyncpg dialect.
 
-The database URL comes from ``config.attributes["url"]`` (set by ``api.db``), never from
+The database URL comes from ``config.attributes["url"]`` (set by ``secevents.server.db``), never from
 ``alembic.ini``: a ``%`` in a password would break ini interpolation. ``command.upgrade`` runs
 this file synchronously and it calls ``asyncio.run``, so async callers go through a thread.
 """

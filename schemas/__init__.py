@@ -3,10 +3,10 @@
 Imports nothing from ``api/``: installing the SDK does not install the server.
 """
 
-from schemas.changes import Change, ChangePage
-from schemas.common import Citation, CitationIn, DateSpan, DateSpanIn, Estimate, EstimateIn
-from schemas.health import Health
-from schemas.incidents import (
+from secevents.schemas.changes import Change, ChangePage
+from secevents.schemas.common import Citation, CitationIn, DateSpan, DateSpanIn, Estimate, EstimateIn
+from secevents.schemas.health import Health
+from secevents.schemas.incidents import (
     Casualties,
     CasualtiesIn,
     CasualtyBreakdown,
@@ -20,8 +20,8 @@ from schemas.incidents import (
     Participant,
     ParticipantIn,
 )
-from schemas.keys import ApiKeyCreated, ApiKeyInfo
-from schemas.organisations import (
+from secevents.schemas.keys import ApiKeyCreated, ApiKeyInfo
+from secevents.schemas.organisations import (
     Organisation,
     OrganisationCreate,
     OrganisationPage,
@@ -29,10 +29,10 @@ from schemas.organisations import (
     Relationship,
     RelationshipIn,
 )
-from schemas.problems import FieldError, Problem
-from schemas.revisions import Revision, RevisionPage
-from schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
-from schemas.statements import (
+from secevents.schemas.problems import FieldError, Problem
+from secevents.schemas.revisions import Revision, RevisionPage
+from secevents.schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
+from secevents.schemas.statements import (
     Claim,
     ClaimIn,
     Figure,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
-from schemas.common import Base
+from secevents.schemas.common import Base
+from secevents.schemas.records import Operation, RecordType
 
-RecordType = Literal["incident", "organisation", "statement", "source"]
-Operation = Literal["create", "update", "delete"]
+__all__ = ["Change", "ChangePage", "Operation", "RecordType"]
 
 
 class Change(Base, kw_only=True):

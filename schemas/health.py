@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from schemas.common import Base
+from secevents.schemas.common import Base
 
 
 class Health(Base, kw_only=True):

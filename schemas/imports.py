@@ -23,14 +23,13 @@ from uuid import UUID
 
 from msgspec import Meta, field
 
-from schemas.common import INT4_MAX, Base, RequestBase
-from schemas.incidents import IncidentCreate, ParticipantIn
-from schemas.organisations import OrganisationCreate, RelationshipIn
-from schemas.sources import SourceCreate
-from schemas.statements import StatementCreate, StatementOrganisation
+from secevents.schemas.common import INT4_MAX, Base, RequestBase
+from secevents.schemas.incidents import IncidentCreate, ParticipantIn
+from secevents.schemas.organisations import OrganisationCreate, RelationshipIn
+from secevents.schemas.sources import SourceCreate
+from secevents.schemas.statements import StatementCreate, StatementOrganisation
 
 Version = Annotated[int, Meta(ge=1, le=INT4_MAX)]
-RecordTypeName = Literal["source", "organisation", "incident", "statement"]
 
 
 class ParticipantImport(ParticipantIn, kw_only=True):

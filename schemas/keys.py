@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Literal
 from uuid import UUID
 
-from schemas.common import Base
+from secevents.schemas.common import Base
 
 Scope = Literal["read", "write", "admin"]
 """``read`` < ``write`` < ``admin``: a key may do what its scope and every lower one allow."""

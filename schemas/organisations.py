@@ -9,7 +9,7 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from schemas.common import (
+from secevents.schemas.common import (
     Base,
     Citation,
     CitationIn,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.common import Base
+from secevents.schemas.common import Base
 
 
 class FieldError(Base, kw_only=True):

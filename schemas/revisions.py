@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from schemas.changes import Operation, RecordType
-from schemas.common import Base
+from secevents.schemas.changes import Operation, RecordType
+from secevents.schemas.common import Base
 
 
 class Revision(Base, kw_only=True):

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from schemas.common import Base, ExternalIds, Label, RequestBase, ShortText
+from secevents.schemas.common import Base, ExternalIds, Label, RequestBase, ShortText
 
 SourceKind = Literal["news_article", "official_document", "report", "dataset"]
 # Explicit ranges, not `\s`: regex engines disagree on which control characters are spaces,

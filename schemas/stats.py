@@ -7,7 +7,7 @@ from uuid import UUID
 
 from msgspec import field
 
-from schemas.common import Base, Estimate
+from secevents.schemas.common import Base, Estimate
 
 StatsKey = Literal["month", "year", "country", "admin1", "type", "organisation"]
 

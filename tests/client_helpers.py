@@ -17,11 +17,11 @@ import httpx
 import uvicorn
 from litestar import Litestar
 
-from schemas.common import CitationIn, DateSpanIn
-from schemas.incidents import IncidentCreate, LocationIn
-from schemas.organisations import OrganisationCreate
-from schemas.sources import Source, SourceCreate
-from schemas.statements import ClaimIn, FigureIn, StatementCreate
+from secevents.schemas.common import CitationIn, DateSpanIn
+from secevents.schemas.incidents import IncidentCreate, LocationIn
+from secevents.schemas.organisations import OrganisationCreate
+from secevents.schemas.sources import Source, SourceCreate
+from secevents.schemas.statements import ClaimIn, FigureIn, StatementCreate
 
 SERVER_START_TIMEOUT = 30.0
 

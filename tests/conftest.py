@@ -21,9 +21,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api import db, seed
-from api.app import create_app
-from api.settings import ApiSettings, DatabaseSettings, Settings
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.importers import seed
+from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 
 SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
 

@@ -19,8 +19,8 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from api.app import create_app
-from api.settings import Settings
+from secevents.server.app import create_app
+from secevents.server.settings import Settings
 
 SLEEP_PATH = "/test/sleep"
 ECHO_PATH = "/test/echo"

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api import auth, cli
-from api.app import create_app
-from api.settings import RedisSettings
+from secevents.server.app import create_app
+from secevents.server.cli import main as cli
+from secevents.server.http import auth
+from secevents.server.settings import RedisSettings
 from tests.conftest import make_settings
 from tests.writing import Keys, first, make_keys, snapshot
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api import db
-from api.importers import documents, ndjson, ucdp
+from secevents.server import db
+from secevents.server.importers import documents, ndjson, ucdp
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"
 

@@ -15,12 +15,12 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from api import auth
-from client import Client, NotFoundError, SyncPage
-from schemas.incidents import IncidentPatch
-from schemas.organisations import OrganisationPatch
-from schemas.sources import Source, SourcePatch
-from schemas.statements import StatementPatch
+from secevents import Client, NotFoundError, SyncPage
+from secevents.schemas.incidents import IncidentPatch
+from secevents.schemas.organisations import OrganisationPatch
+from secevents.schemas.sources import Source, SourcePatch
+from secevents.schemas.statements import StatementPatch
+from secevents.server.http import auth
 from tests.client_helpers import (
     Interference,
     InterferingTransport,
@@ -59,7 +59,7 @@ def api(base_url: str, admin_key: str, sent: list[httpx.Request]) -> Iterator[Cl
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
-    monkeypatch.setattr("client._base._sleep", recorded.append)
+    monkeypatch.setattr("secevents._base._sleep", recorded.append)
     return recorded
 
 

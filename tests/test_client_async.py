@@ -13,8 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from api import auth
-from client import (
+from secevents import (
     APIConnectionError,
     APITimeoutError,
     AsyncClient,
@@ -28,8 +27,9 @@ from client import (
     ServerError,
     ValidationError,
 )
-from schemas.incidents import IncidentPatch
-from schemas.sources import Source, SourcePatch
+from secevents.schemas.incidents import IncidentPatch
+from secevents.schemas.sources import Source, SourcePatch
+from secevents.server.http import auth
 from tests.client_helpers import (
     AsyncInterferingTransport,
     Interference,
@@ -61,7 +61,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def record(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr("client._base._async_sleep", record)
+    monkeypatch.setattr("secevents._base._async_sleep", record)
     return recorded
 
 

@@ -16,11 +16,11 @@ from litestar import Litestar
 from tests.client_helpers import serve
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ("pyproject.toml", "README.md", "api", "schemas", "client", "migrations")
+PROJECT_FILES = ("pyproject.toml", "README.md", "api", "schemas", "client", "migrations", "data")
 
 PROBE = """
 import importlib.util, sys
-from client import Client, NotFoundError
+from secevents import Client, NotFoundError
 for server_only in ("litestar", "asyncpg", "alembic", "granian"):
     assert importlib.util.find_spec(server_only) is None, server_only + " is installed"
 with Client(base_url=sys.argv[1]) as api:

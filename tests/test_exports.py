@@ -19,10 +19,12 @@ import stix2
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api import auth, cli, db
-from api.app import create_app
-from api.importers import ucdp
-from api.openapi import document
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.cli import main as cli
+from secevents.server.http import auth
+from secevents.server.importers import ucdp
+from secevents.server.openapi import document
 from tests.conftest import make_settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "ucdp" / "ged_global_sample_1000.csv"

@@ -24,9 +24,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from api import auth, db
-from api.app import create_app
-from api.settings import ApiSettings, DatabaseSettings, Settings
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.http import auth
+from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 from tests.support import until
 from tests.writing import incident_body
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from litestar.testing import AsyncTestClient
 
-from api import db
-from api.app import create_app
-from api.settings import DatabaseSettings, Settings
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.settings import DatabaseSettings, Settings
 
 
 async def test_ready_follows_the_database() -> None:

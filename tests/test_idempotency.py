@@ -11,8 +11,8 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api import auth
-from api.app import create_app
+from secevents.server.app import create_app
+from secevents.server.http import auth
 from tests.conftest import make_settings
 from tests.writing import Keys, incident_body, live_server, make_keys, snapshot
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api import cli, db
-from api.importers import ImportFailed, exclusive, ndjson, ucdp
+from secevents.server import db
+from secevents.server.cli import main as cli
+from secevents.server.importers import ImportFailed, exclusive, ndjson, ucdp
 from tests.conftest import make_settings
 from tests.support import assert_problem, serve, with_database
 

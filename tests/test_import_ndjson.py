@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from api import cli
-from api.importers import collector_paused
+from secevents.server.cli import main as cli
+from secevents.server.importers import collector_paused
 from tests.writing import Keys, make_keys, snapshot
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api import cli
-from api.importers import ImportFailed, UnknownLayout, ucdp
+from secevents.server.cli import main as cli
+from secevents.server.importers import ImportFailed, UnknownLayout, ucdp
 from tests.writing import snapshot
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"

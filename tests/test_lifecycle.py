@@ -103,7 +103,16 @@ async def test_two_workers_share_cursors_and_metrics(database_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="secevents-metrics-test-") as metrics_dir:
         env = server_env(database_url, PROMETHEUS_MULTIPROC_DIR=metrics_dir)
         env.pop("SECEVENTS_CURSOR_SECRET", None)  # `serve` derives one for its workers
-        command = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "secevents.server.cli.main",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ]
         async with running(command, env, port):
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base) as client:

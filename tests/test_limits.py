@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.settings import Settings
+from secevents.server.settings import Settings
 from tests.conftest import make_settings
 from tests.support import (
     ECHO_PATH,

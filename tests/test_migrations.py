@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from api import db
+from secevents.server import db
 
 TABLES = {
     "sources",

@@ -10,8 +10,8 @@ import msgpack
 import pytest
 from litestar import Litestar
 
-from api.msgpack import MSGPACK, prefers_msgpack
-from api.openapi import with_formats
+from secevents.server.http.msgpack import MSGPACK, prefers_msgpack
+from secevents.server.openapi import with_formats
 from tests.writing import Keys, incident_body, make_keys
 
 ACCEPT_MSGPACK = {"Accept": MSGPACK}

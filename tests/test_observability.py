@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.observability import ACCESS_LOGGER, structured_formatter
+from secevents.server.http.observability import ACCESS_LOGGER, structured_formatter
 from tests.writing import make_keys
 
 
@@ -132,7 +132,7 @@ async def test_metrics_are_not_in_the_api_description(client: httpx.AsyncClient)
 async def test_metrics_can_be_turned_off(database_url: str) -> None:
     from litestar.testing import AsyncTestClient
 
-    from api.app import create_app
+    from secevents.server.app import create_app
     from tests.conftest import make_settings
 
     app = create_app(make_settings(database_url, metrics_enabled=False))

@@ -11,10 +11,11 @@ import httpx
 import msgspec
 import pytest
 
-from api import etags, idempotency
-from api.openapi_dump import SPEC_PATH, render
-from schemas.common import RequestBase
-from schemas.sources import SourcePatch
+from secevents.schemas.common import RequestBase
+from secevents.schemas.sources import SourcePatch
+from secevents.server.cli.openapi_dump import SPEC_PATH, render
+from secevents.server.http import etags
+from secevents.server.writes import idempotency
 
 
 def test_committed_spec_matches_the_app() -> None:

@@ -14,8 +14,8 @@ import httpx
 import msgspec
 import pytest
 
-from schemas import IncidentPage, OrganisationPage, Problem
-from schemas.stats import IncidentStats
+from secevents.schemas import IncidentPage, OrganisationPage, Problem
+from secevents.schemas.stats import IncidentStats
 
 N = 160
 COUNTRIES = ["PK", "AF", "IN", "IR", "MX"]
@@ -396,7 +396,7 @@ async def test_foreign_cursor_is_400(client: httpx.AsyncClient, dataset: list[Ro
 
 
 async def test_cursor_from_another_secret_is_400(client: httpx.AsyncClient, dataset: list[Row]) -> None:
-    from api.pagination import CursorCodec
+    from secevents.server.reads.pagination import CursorCodec
 
     forged = CursorCodec(b"another-secret").encode("0" * 16, ("2020-01-01", str(uuid.uuid4())))
     problem_of(await client.get("/v1/incidents", params={"cursor": forged}), 400)
@@ -612,9 +612,9 @@ def test_accepted_query_parameters_never_come_from_another_handler() -> None:
     # was keyed by id(handler), and a handler of a dropped app left its id to a new one.
     from litestar.handlers import HTTPRouteHandler
 
-    from api import filters
-    from api.app import create_app
-    from api.openapi_dump import spec_settings
+    from secevents.server.app import create_app
+    from secevents.server.cli.openapi_dump import spec_settings
+    from secevents.server.reads import filters
 
     def get_handler(path: str) -> HTTPRouteHandler:
         route = next(r for r in create_app(spec_settings()).routes if r.path == path)

@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import pytest
 
-from schemas import (
+from secevents.schemas import (
     Incident,
     IncidentPage,
     Organisation,

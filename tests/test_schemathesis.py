@@ -24,8 +24,9 @@ import schemathesis
 from litestar import Litestar
 from schemathesis.core.parameters import ParameterLocation
 
-from api import auth, db
-from api.app import create_app
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.http import auth
 from tests.conftest import create_database, drop_database, make_settings
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -267,7 +268,7 @@ def _msgpack_safe(value: Any) -> Any:
 
 @schemathesis.serializer("application/msgpack")
 def to_msgpack(context: Any, value: Any) -> bytes:
-    """Bodies the MessagePack middleware (:mod:`api.msgpack`) accepts like JSON ones."""
+    """Bodies the MessagePack middleware (:mod:`secevents.server.http.msgpack`) accepts like JSON ones."""
     return msgspec.msgpack.encode(_msgpack_safe(value))
 
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api import auth
-from api.app import create_app
-from api.security import API_CSP
+from secevents.server.app import create_app
+from secevents.server.http import auth
+from secevents.server.http.security import API_CSP
 from tests.conftest import make_settings
 from tests.writing import Keys, incident_body, make_keys, snapshot
 

@@ -7,8 +7,8 @@ import json
 import asyncpg
 import msgspec
 
-from api import seed
-from schemas import Incident, Organisation, Statement
+from secevents.schemas import Incident, Organisation, Statement
+from secevents.server.importers import seed
 
 ARTICLE = (seed.SAMPLE_DIR / "article.txt").read_text(encoding="utf-8")
 DATASET = json.loads((seed.SAMPLE_DIR / "dataset.json").read_text(encoding="utf-8"))

@@ -207,7 +207,7 @@ async def test_if_match_outside_its_syntax_is_a_400(
 async def test_if_match_can_be_optional(database_url: str, conn: asyncpg.Connection) -> None:
     from litestar.testing import AsyncTestClient
 
-    from api.app import create_app
+    from secevents.server.app import create_app
 
     keys = await make_keys(conn)
     app = create_app(make_settings(database_url, require_if_match=False))
@@ -386,7 +386,7 @@ async def test_bad_bodies_change_nothing(
 async def test_oversized_body_is_413(database_url: str, conn: asyncpg.Connection) -> None:
     from litestar.testing import AsyncTestClient
 
-    from api.app import create_app
+    from secevents.server.app import create_app
 
     keys = await make_keys(conn)
     before = await snapshot(conn)

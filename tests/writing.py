@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from api import auth
+from secevents.server.http import auth
 
 # Every table a write may touch; a failed write leaves all of them as they were.
 WRITTEN_TABLES = (
@@ -125,7 +125,7 @@ async def live_server(database_url: str, **env: str) -> AsyncIterator[str]:
         "-m",
         "uvicorn",
         "--factory",
-        "api.asgi:app_from_env",
+        "secevents.server.asgi:app_from_env",
         "--host",
         "127.0.0.1",
         "--port",

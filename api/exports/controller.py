@@ -6,35 +6,33 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from litestar import Controller, Request, get
+from litestar import Request, Router, get
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
-from api.errors import ServiceUnavailable
-from api.exports import formats
-from api.openapi import PROBLEM_RESPONSES
-from api.resources.incidents.filters import IncidentFilters, provide_incident_filters
-from api.resources.organisations.filters import OrganisationFilters, provide_organisation_filters
-from api.resources.sources.filters import SourceFilters, provide_source_filters
-from api.resources.statements.filters import StatementFilters, provide_statement_filters
-from api.settings import Settings
+from secevents.server import resources
+from secevents.server.exports import formats
+from secevents.server.http.errors import PROBLEM_RESPONSES, ServiceUnavailable
+from secevents.server.resources.base import Resource
+from secevents.server.settings import Settings
 
-IncidentFormat = Annotated[
-    Literal["ndjson", "csv", "geojson", "stix"],
-    QueryParameter(
-        name="format",
-        description="`ndjson` (the import format), `csv`, `geojson` (points) or `stix` (a STIX 2.1 bundle)",
-    ),
-]
-RecordFormat = Annotated[
-    Literal["ndjson", "csv", "stix"],
-    QueryParameter(
-        name="format", description="`ndjson` (the import format), `csv` or `stix` (a STIX 2.1 bundle)"
-    ),
-]
+FORMAT_DESCRIPTIONS = {
+    "ndjson": "`ndjson` (the import format)",
+    "csv": "`csv`",
+    "geojson": "`geojson` (points)",
+    "stix": "`stix` (a STIX 2.1 bundle)",
+}
+
+
+def _format_parameter(choices: tuple[str, ...]) -> Any:
+    named = [FORMAT_DESCRIPTIONS[c] for c in choices]
+    description = ", ".join(named[:-1]) + (" or " if len(named) > 1 else "") + named[-1]
+    return Annotated[Literal[choices], QueryParameter(name="format", description=description)]
+
 
 DOWNLOAD_HEADERS = [
     ResponseHeader(
@@ -83,77 +81,37 @@ async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, fi
     )
 
 
-class ExportController(Controller):
-    path = "/v1/exports"
-    tags = ["exports"]
+def _export_handler(resource: Resource) -> HTTPRouteHandler:
+    """``GET /v1/exports/<collection>``, from the resource's descriptor: its filters (the list's)
+    and its formats."""
 
-    @get(
-        "/incidents",
-        operation_id="export_incidents",
-        summary="Export incidents",
-        description="Every incident matching the list filters, in constant memory.",
-        responses=_responses("The incidents"),
-        response_headers=DOWNLOAD_HEADERS,
-        dependencies={"filters": Provide(provide_incident_filters, sync_to_thread=False)},
-    )
-    async def export_incidents(
-        self,
-        request: Request[Any, Any, Any],
-        filters: NamedDependency[IncidentFilters],
-        export_format: IncidentFormat = "ndjson",
-    ) -> Stream:
-        return await _download(request, "incidents", export_format, filters)
+    async def export(request: Request[Any, Any, Any], filters: Any, export_format: str = "ndjson") -> Stream:
+        return await _download(request, resource.collection, export_format, filters)
 
-    @get(
-        "/organisations",
-        operation_id="export_organisations",
-        summary="Export organisations",
-        description="Every organisation matching the list filters, in constant memory.",
-        responses=_responses("The organisations"),
+    # Litestar reads the parameters' types from the annotations: each resource's own.
+    export.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "filters": NamedDependency[resource.filters],  # type: ignore[misc,name-defined]  # chosen at run time
+        "export_format": _format_parameter(resource.export_formats),
+        "return": Stream,
+    }
+    export.__name__ = export.__qualname__ = f"export_{resource.collection}"
+    what = resource.record_type
+    return get(
+        f"/{resource.collection}",
+        operation_id=f"export_{resource.collection}",
+        summary=f"Export {resource.collection}",
+        description=f"Every {what} matching the list filters, in constant memory.",
+        responses=_responses(f"The {resource.collection}"),
         response_headers=DOWNLOAD_HEADERS,
-        dependencies={"filters": Provide(provide_organisation_filters, sync_to_thread=False)},
-    )
-    async def export_organisations(
-        self,
-        request: Request[Any, Any, Any],
-        filters: NamedDependency[OrganisationFilters],
-        export_format: RecordFormat = "ndjson",
-    ) -> Stream:
-        return await _download(request, "organisations", export_format, filters)
+        dependencies={"filters": Provide(resource.provide_filters, sync_to_thread=False)},
+    )(export)
 
-    @get(
-        "/statements",
-        operation_id="export_statements",
-        summary="Export statements",
-        description="Every statement matching the list filters, in constant memory.",
-        responses=_responses("The statements"),
-        response_headers=DOWNLOAD_HEADERS,
-        dependencies={"filters": Provide(provide_statement_filters, sync_to_thread=False)},
-    )
-    async def export_statements(
-        self,
-        request: Request[Any, Any, Any],
-        filters: NamedDependency[StatementFilters],
-        export_format: RecordFormat = "ndjson",
-    ) -> Stream:
-        return await _download(request, "statements", export_format, filters)
 
-    @get(
-        "/sources",
-        operation_id="export_sources",
-        summary="Export sources",
-        description="Every source matching the list filters, in constant memory.",
-        responses=_responses("The sources"),
-        response_headers=DOWNLOAD_HEADERS,
-        dependencies={"filters": Provide(provide_source_filters, sync_to_thread=False)},
+def export_router() -> Router:
+    return Router(
+        path="/v1/exports", route_handlers=[_export_handler(r) for r in resources.ALL], tags=["exports"]
     )
-    async def export_sources(
-        self,
-        request: Request[Any, Any, Any],
-        filters: NamedDependency[SourceFilters],
-        export_format: RecordFormat = "ndjson",
-    ) -> Stream:
-        return await _download(request, "sources", export_format, filters)
 
 
 def document_export_media_types(spec: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Memory stays flat whatever the number of rows: a cursor inside a transaction fet
 - ``csv``: one row per record, nested values (lists, objects) as compact JSON in their cell;
 - ``geojson``: incidents as a FeatureCollection of points (``null`` geometry without coordinates),
   the record as the feature's properties;
-- ``stix``: a STIX 2.1 bundle (:mod:`api.exports.stix`).
+- ``stix``: a STIX 2.1 bundle (:mod:`secevents.server.exports.stix`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from api.exports import stix
-from api.filters import SqlBuilder
+from secevents.server import resources
+from secevents.server.exports import stix
+from secevents.server.reads.filters import SqlBuilder
 
 Resource = Literal["incidents", "organisations", "statements", "sources"]
 Format = Literal["ndjson", "csv", "geojson", "stix"]
@@ -41,6 +42,8 @@ EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "geojson": "geojson", "stix": "s
 
 @dataclass(frozen=True, slots=True)
 class Table:
+    """An exportable resource, read from its descriptor (``resources.ALL``)."""
+
     record_type: str
     table: str
     alias: str
@@ -49,117 +52,11 @@ class Table:
     """(header, dotted path in the document)."""
 
 
-def _columns(*paths: str) -> tuple[tuple[str, str], ...]:
-    return tuple((p.replace(".", "_"), p) for p in paths)
-
-
 TABLES: dict[str, Table] = {
-    "incidents": Table(
-        "incident",
-        "incidents",
-        "i",
-        "incident_doc",
-        _columns(
-            "id",
-            "version",
-            "title",
-            "summary",
-            "type",
-            "subtype",
-            "occurred.start",
-            "occurred.end",
-            "occurred.precision",
-            "location.country",
-            "location.admin1",
-            "location.admin2",
-            "location.place",
-            "location.lat",
-            "location.lon",
-            "location.precision",
-            "casualties.killed.low",
-            "casualties.killed.best",
-            "casualties.killed.high",
-            "casualties.injured.low",
-            "casualties.injured.best",
-            "casualties.injured.high",
-            "casualties.breakdown",
-            "participants",
-            "external_ids",
-            "citations",
-            "created_at",
-            "updated_at",
-        ),
-    ),
-    "organisations": Table(
-        "organisation",
-        "organisations",
-        "o",
-        "organisation_doc",
-        _columns(
-            "id",
-            "version",
-            "name",
-            "aliases",
-            "kind",
-            "country",
-            "status",
-            "description",
-            "relationships",
-            "external_ids",
-            "citations",
-            "created_at",
-            "updated_at",
-        ),
-    ),
-    "statements": Table(
-        "statement",
-        "statements",
-        "s",
-        "statement_doc",
-        _columns(
-            "id",
-            "version",
-            "title",
-            "issuer_id",
-            "addressed_to_id",
-            "speaker",
-            "form",
-            "issued.start",
-            "issued.end",
-            "issued.precision",
-            "summary",
-            "claims",
-            "figures",
-            "related_incident_ids",
-            "organisations",
-            "external_ids",
-            "citations",
-            "created_at",
-            "updated_at",
-        ),
-    ),
-    "sources": Table(
-        "source",
-        "sources",
-        "s",
-        "source_doc",
-        _columns(
-            "id",
-            "version",
-            "kind",
-            "title",
-            "url",
-            "publisher",
-            "published_on",
-            "retrieved_at",
-            "language",
-            "sha256",
-            "text",
-            "external_ids",
-            "created_at",
-            "updated_at",
-        ),
-    ),
+    r.collection: Table(
+        r.record.record_type, r.record.table, r.record.alias, r.record.document_function, r.export_columns
+    )
+    for r in resources.ALL
 }
 
 Filters = Any

@@ -11,8 +11,8 @@ from typing import TextIO
 
 import asyncpg
 
-from api import db
-from api.importers import ImportFailed, collector_paused, ndjson, ucdp
+from secevents.server import db
+from secevents.server.importers import ImportFailed, collector_paused, ndjson, ucdp
 
 
 def connect(url: str) -> AbstractAsyncContextManager[asyncpg.Connection]:

@@ -23,8 +23,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from schemas.common import Estimate
-from schemas.imports import IncidentImport
+from secevents.schemas.common import Estimate
+from secevents.schemas.imports import IncidentImport
 
 # Grouped aggregates over the incidents in `picked`; each `doc` is NULL when the list is empty.
 # MATERIALIZED: each is computed once even when a low row estimate for `picked` would make it

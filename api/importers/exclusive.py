@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from api.importers import ImportFailed
+from secevents.server.importers import ImportFailed
 
 # Every table a bulk import writes many rows to. Organisations and sources keep their indexes
 # and stay readable (few of them per import); writes to them wait, as to every table the foreign

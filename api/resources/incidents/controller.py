@@ -11,17 +11,23 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api import writes
-from api.auth import WRITE_SECURITY, Principal
-from api.caching import conditional_response, page_etag
-from api.errors import InvalidParameter
-from api.filters import Cursor, Limit
-from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
-from api.resources.incidents import queries
-from api.resources.incidents.filters import IncidentFilters, provide_incident_filters
-from api.settings import Settings
-from schemas.incidents import Incident, IncidentCreate, IncidentPage, IncidentPatch
-from schemas.stats import IncidentStats, StatsKey
+from secevents.schemas.incidents import Incident, IncidentCreate, IncidentPage, IncidentPatch
+from secevents.schemas.stats import IncidentStats, StatsKey
+from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.http.caching import conditional_response, page_etag
+from secevents.server.http.errors import InvalidParameter
+from secevents.server.reads.filters import Cursor, Limit
+from secevents.server.reads.listing import (
+    PAGE_HEADERS,
+    READ_HEADERS,
+    list_response,
+    read_responses,
+    record_response,
+)
+from secevents.server.resources.incidents import queries
+from secevents.server.resources.incidents.filters import IncidentFilters, provide_incident_filters
+from secevents.server.settings import Settings
+from secevents.server.writes import flows
 
 
 class IncidentController(Controller):
@@ -116,7 +122,7 @@ class IncidentController(Controller):
             missing=f"No incident with id {record_id}",
         )
 
-    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+    # --- writes (secevents.server.writes.flows: keys, If-Match, Idempotency-Key, revisions) ----------------------
 
     @post(
         "/",
@@ -127,8 +133,8 @@ class IncidentController(Controller):
         "`Idempotency-Key` to make retries safe.",
         security=WRITE_SECURITY,
         status_code=201,
-        responses=writes.created_responses(Incident, "incident"),
-        response_headers=writes.CREATED_HEADERS,
+        responses=flows.created_responses(Incident, "incident"),
+        response_headers=flows.CREATED_HEADERS,
     )
     async def create_incident(
         self,
@@ -136,11 +142,11 @@ class IncidentController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         data: JSONBody[IncidentCreate],
-        idempotency_key: writes.IdempotencyKey = None,
+        idempotency_key: flows.IdempotencyKey = None,
     ) -> Response[bytes]:
-        return await writes.create(
+        return await flows.create(
             conn,
-            writes.INCIDENTS,
+            queries.WRITES,
             data,
             principal=principal,
             settings=settings,
@@ -154,8 +160,8 @@ class IncidentController(Controller):
         description="A partial update: an absent field is unchanged, `null` clears it, objects and "
         "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
-        responses=writes.updated_responses(Incident, "incident"),
-        response_headers=writes.UPDATED_HEADERS,
+        responses=flows.updated_responses(Incident, "incident"),
+        response_headers=flows.UPDATED_HEADERS,
     )
     async def update_incident(
         self,
@@ -164,11 +170,11 @@ class IncidentController(Controller):
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
         data: JSONBody[IncidentPatch],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[bytes]:
-        return await writes.update(
+        return await flows.update(
             conn,
-            writes.INCIDENTS,
+            queries.WRITES,
             record_id,
             data,
             if_match=if_match,
@@ -184,7 +190,7 @@ class IncidentController(Controller):
         "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
         status_code=204,
-        responses=writes.deleted_responses(),
+        responses=flows.deleted_responses(),
     )
     async def delete_incident(
         self,
@@ -192,8 +198,8 @@ class IncidentController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[None]:
-        return await writes.delete(
-            conn, writes.INCIDENTS, record_id, if_match=if_match, principal=principal, settings=settings
+        return await flows.delete(
+            conn, queries.WRITES, record_id, if_match=if_match, principal=principal, settings=settings
         )

@@ -12,8 +12,9 @@ from uuid import UUID
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
-from api.errors import InvalidParameter
-from api.filters import (
+from secevents.schemas.incidents import IncidentType, ParticipantRole
+from secevents.server.http.errors import InvalidParameter
+from secevents.server.reads.filters import (
     BoundingBox,
     MinCount,
     SearchText,
@@ -22,10 +23,9 @@ from api.filters import (
     bbox_condition,
     check_range,
     instant,
+    optional_list_of,
     parse_bbox,
 )
-from api.openapi import optional_list_of
-from schemas.incidents import IncidentType, ParticipantRole
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

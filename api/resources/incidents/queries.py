@@ -10,14 +10,15 @@ from uuid import UUID
 
 import asyncpg
 
-from api.filters import SqlBuilder
-from api.listing import page_sql, scoped_page_sql
-from api.pagination import SortOrder, sort_orders
-from api.resources import patching
-from api.resources.incidents.filters import IncidentFilters, participation
-from api.resources.records import as_json, citation_rows, insert_citations_sql
-from schemas.common import Estimate
-from schemas.incidents import IncidentCreate, IncidentPatch
+from secevents.schemas.common import Estimate
+from secevents.schemas.incidents import IncidentCreate, IncidentPatch
+from secevents.server.reads.filters import SqlBuilder
+from secevents.server.reads.listing import page_sql, scoped_page_sql
+from secevents.server.reads.pagination import SortOrder, sort_orders
+from secevents.server.resources.incidents.filters import IncidentFilters, participation
+from secevents.server.sql import patching
+from secevents.server.sql.records import RecordTable, as_json, citation_rows, insert_citations_sql
+from secevents.server.writes.flows import WriteModel
 
 # --- reads -------------------------------------------------------------------------------
 
@@ -216,3 +217,7 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: IncidentPatch)
     if patching.is_set(data.citations):
         await conn.execute("DELETE FROM citations WHERE incident_id = $1", record_id)
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
+
+
+RECORD = RecordTable("incident", "incidents", "i", "incident_doc")
+WRITES: WriteModel[IncidentCreate, IncidentPatch] = WriteModel(RECORD, "/v1/incidents", insert, update)

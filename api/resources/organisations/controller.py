@@ -10,20 +10,37 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api import writes
-from api.auth import WRITE_SECURITY, Principal
-from api.filters import Cursor, Limit
-from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
-from api.resources.incidents import queries as incident_queries
-from api.resources.incidents.filters import IncidentFilters, provide_organisation_incident_filters
-from api.resources.organisations import queries
-from api.resources.organisations.filters import OrganisationFilters, provide_organisation_filters
-from api.resources.statements import queries as statement_queries
-from api.resources.statements.filters import StatementFilters, provide_organisation_statement_filters
-from api.settings import Settings
-from schemas.incidents import IncidentPage
-from schemas.organisations import Organisation, OrganisationCreate, OrganisationPage, OrganisationPatch
-from schemas.statements import StatementPage
+from secevents.schemas.incidents import IncidentPage
+from secevents.schemas.organisations import (
+    Organisation,
+    OrganisationCreate,
+    OrganisationPage,
+    OrganisationPatch,
+)
+from secevents.schemas.statements import StatementPage
+from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.reads.filters import Cursor, Limit
+from secevents.server.reads.listing import (
+    PAGE_HEADERS,
+    READ_HEADERS,
+    list_response,
+    read_responses,
+    record_response,
+)
+from secevents.server.resources.incidents import queries as incident_queries
+from secevents.server.resources.incidents.filters import (
+    IncidentFilters,
+    provide_organisation_incident_filters,
+)
+from secevents.server.resources.organisations import queries
+from secevents.server.resources.organisations.filters import OrganisationFilters, provide_organisation_filters
+from secevents.server.resources.statements import queries as statement_queries
+from secevents.server.resources.statements.filters import (
+    StatementFilters,
+    provide_organisation_statement_filters,
+)
+from secevents.server.settings import Settings
+from secevents.server.writes import flows
 
 
 class OrganisationController(Controller):
@@ -166,7 +183,7 @@ class OrganisationController(Controller):
             missing=f"No organisation with id {record_id}",
         )
 
-    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+    # --- writes (secevents.server.writes.flows: keys, If-Match, Idempotency-Key, revisions) ----------------------
 
     @post(
         "/",
@@ -177,8 +194,8 @@ class OrganisationController(Controller):
         "`Idempotency-Key` to make retries safe.",
         security=WRITE_SECURITY,
         status_code=201,
-        responses=writes.created_responses(Organisation, "organisation"),
-        response_headers=writes.CREATED_HEADERS,
+        responses=flows.created_responses(Organisation, "organisation"),
+        response_headers=flows.CREATED_HEADERS,
     )
     async def create_organisation(
         self,
@@ -186,11 +203,11 @@ class OrganisationController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         data: JSONBody[OrganisationCreate],
-        idempotency_key: writes.IdempotencyKey = None,
+        idempotency_key: flows.IdempotencyKey = None,
     ) -> Response[bytes]:
-        return await writes.create(
+        return await flows.create(
             conn,
-            writes.ORGANISATIONS,
+            queries.WRITES,
             data,
             principal=principal,
             settings=settings,
@@ -204,8 +221,8 @@ class OrganisationController(Controller):
         description="A partial update: an absent field is unchanged, `null` clears it, objects and "
         "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
-        responses=writes.updated_responses(Organisation, "organisation"),
-        response_headers=writes.UPDATED_HEADERS,
+        responses=flows.updated_responses(Organisation, "organisation"),
+        response_headers=flows.UPDATED_HEADERS,
     )
     async def update_organisation(
         self,
@@ -214,11 +231,11 @@ class OrganisationController(Controller):
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
         data: JSONBody[OrganisationPatch],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[bytes]:
-        return await writes.update(
+        return await flows.update(
             conn,
-            writes.ORGANISATIONS,
+            queries.WRITES,
             record_id,
             data,
             if_match=if_match,
@@ -234,7 +251,7 @@ class OrganisationController(Controller):
         "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
         status_code=204,
-        responses=writes.deleted_responses(),
+        responses=flows.deleted_responses(),
     )
     async def delete_organisation(
         self,
@@ -242,8 +259,8 @@ class OrganisationController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[None]:
-        return await writes.delete(
-            conn, writes.ORGANISATIONS, record_id, if_match=if_match, principal=principal, settings=settings
+        return await flows.delete(
+            conn, queries.WRITES, record_id, if_match=if_match, principal=principal, settings=settings
         )

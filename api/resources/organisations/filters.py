@@ -10,10 +10,9 @@ from typing import Annotated
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
-from api.errors import InvalidParameter
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, instant
-from api.openapi import optional_list_of
-from schemas.organisations import OrganisationKind, OrganisationStatus
+from secevents.schemas.organisations import OrganisationKind, OrganisationStatus
+from secevents.server.http.errors import InvalidParameter
+from secevents.server.reads.filters import SearchText, SqlBuilder, UpdatedAfter, instant, optional_list_of
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

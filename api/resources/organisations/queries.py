@@ -9,13 +9,14 @@ from uuid import UUID
 
 import asyncpg
 
-from api.filters import SqlBuilder
-from api.listing import page_sql
-from api.pagination import SortOrder, sort_orders
-from api.resources import patching
-from api.resources.organisations.filters import OrganisationFilters
-from api.resources.records import as_json, citation_rows, insert_citations_sql
-from schemas.organisations import OrganisationCreate, OrganisationPatch, RelationshipIn
+from secevents.schemas.organisations import OrganisationCreate, OrganisationPatch, RelationshipIn
+from secevents.server.reads.filters import SqlBuilder
+from secevents.server.reads.listing import page_sql
+from secevents.server.reads.pagination import SortOrder, sort_orders
+from secevents.server.resources.organisations.filters import OrganisationFilters
+from secevents.server.sql import patching
+from secevents.server.sql.records import RecordTable, as_json, citation_rows, insert_citations_sql
+from secevents.server.writes.flows import WriteModel
 
 # --- reads -------------------------------------------------------------------------------
 
@@ -121,3 +122,9 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: OrganisationPa
     if patching.is_set(data.citations):
         await conn.execute("DELETE FROM citations WHERE organisation_id = $1", record_id)
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
+
+
+RECORD = RecordTable("organisation", "organisations", "o", "organisation_doc")
+WRITES: WriteModel[OrganisationCreate, OrganisationPatch] = WriteModel(
+    RECORD, "/v1/organisations", insert, update
+)

@@ -10,14 +10,20 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api import writes
-from api.auth import WRITE_SECURITY, Principal
-from api.filters import Cursor, Limit
-from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
-from api.resources.sources import queries
-from api.resources.sources.filters import SourceFilters, provide_source_filters
-from api.settings import Settings
-from schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
+from secevents.schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
+from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.reads.filters import Cursor, Limit
+from secevents.server.reads.listing import (
+    PAGE_HEADERS,
+    READ_HEADERS,
+    list_response,
+    read_responses,
+    record_response,
+)
+from secevents.server.resources.sources import queries
+from secevents.server.resources.sources.filters import SourceFilters, provide_source_filters
+from secevents.server.settings import Settings
+from secevents.server.writes import flows
 
 
 class SourceController(Controller):
@@ -79,7 +85,7 @@ class SourceController(Controller):
             missing=f"No source with id {record_id}",
         )
 
-    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+    # --- writes (secevents.server.writes.flows: keys, If-Match, Idempotency-Key, revisions) ----------------------
 
     @post(
         "/",
@@ -90,8 +96,8 @@ class SourceController(Controller):
         "`Idempotency-Key` to make retries safe.",
         security=WRITE_SECURITY,
         status_code=201,
-        responses=writes.created_responses(Source, "source"),
-        response_headers=writes.CREATED_HEADERS,
+        responses=flows.created_responses(Source, "source"),
+        response_headers=flows.CREATED_HEADERS,
     )
     async def create_source(
         self,
@@ -99,11 +105,11 @@ class SourceController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         data: JSONBody[SourceCreate],
-        idempotency_key: writes.IdempotencyKey = None,
+        idempotency_key: flows.IdempotencyKey = None,
     ) -> Response[bytes]:
-        return await writes.create(
+        return await flows.create(
             conn,
-            writes.SOURCES,
+            queries.WRITES,
             data,
             principal=principal,
             settings=settings,
@@ -117,8 +123,8 @@ class SourceController(Controller):
         description="A partial update: an absent field is unchanged, `null` clears it, objects and "
         "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
-        responses=writes.updated_responses(Source, "source"),
-        response_headers=writes.UPDATED_HEADERS,
+        responses=flows.updated_responses(Source, "source"),
+        response_headers=flows.UPDATED_HEADERS,
     )
     async def update_source(
         self,
@@ -127,11 +133,11 @@ class SourceController(Controller):
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
         data: JSONBody[SourcePatch],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[bytes]:
-        return await writes.update(
+        return await flows.update(
             conn,
-            writes.SOURCES,
+            queries.WRITES,
             record_id,
             data,
             if_match=if_match,
@@ -147,7 +153,7 @@ class SourceController(Controller):
         "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
         status_code=204,
-        responses=writes.deleted_responses(),
+        responses=flows.deleted_responses(),
     )
     async def delete_source(
         self,
@@ -155,8 +161,8 @@ class SourceController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[None]:
-        return await writes.delete(
-            conn, writes.SOURCES, record_id, if_match=if_match, principal=principal, settings=settings
+        return await flows.delete(
+            conn, queries.WRITES, record_id, if_match=if_match, principal=principal, settings=settings
         )

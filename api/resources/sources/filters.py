@@ -8,8 +8,8 @@ from typing import Annotated
 
 from litestar.params import QueryParameter
 
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, instant
-from schemas.sources import SourceKind
+from secevents.schemas.sources import SourceKind
+from secevents.server.reads.filters import SearchText, SqlBuilder, UpdatedAfter, instant
 
 
 @dataclass(frozen=True, slots=True)

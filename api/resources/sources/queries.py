@@ -8,15 +8,16 @@ from uuid import UUID
 
 import asyncpg
 
-from api.errors import UnprocessableEntity
-from api.filters import SqlBuilder
-from api.listing import page_sql
-from api.pagination import SortOrder, sort_orders
-from api.resources import patching
-from api.resources.records import as_json
-from api.resources.sources.filters import SourceFilters
-from schemas.problems import FieldError
-from schemas.sources import SourceCreate, SourcePatch
+from secevents.schemas.problems import FieldError
+from secevents.schemas.sources import SourceCreate, SourcePatch
+from secevents.server.http.errors import UnprocessableEntity
+from secevents.server.reads.filters import SqlBuilder
+from secevents.server.reads.listing import page_sql
+from secevents.server.reads.pagination import SortOrder, sort_orders
+from secevents.server.resources.sources.filters import SourceFilters
+from secevents.server.sql import patching
+from secevents.server.sql.records import RecordTable, as_json
+from secevents.server.writes.flows import WriteModel
 
 # --- reads -------------------------------------------------------------------------------
 
@@ -94,3 +95,7 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: SourcePatch) -
                 f"{lost} citation(s) quote this source and their quotes are not in the new text.",
                 errors=[FieldError(field="text", message=f"{lost} cited quote(s) are not in the new text")],
             )
+
+
+RECORD = RecordTable("source", "sources", "s", "source_doc")
+WRITES: WriteModel[SourceCreate, SourcePatch] = WriteModel(RECORD, "/v1/sources", insert, update)

@@ -10,14 +10,20 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api import writes
-from api.auth import WRITE_SECURITY, Principal
-from api.filters import Cursor, Limit
-from api.listing import PAGE_HEADERS, READ_HEADERS, list_response, read_responses, record_response
-from api.resources.statements import queries
-from api.resources.statements.filters import StatementFilters, provide_statement_filters
-from api.settings import Settings
-from schemas.statements import Statement, StatementCreate, StatementPage, StatementPatch
+from secevents.schemas.statements import Statement, StatementCreate, StatementPage, StatementPatch
+from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.reads.filters import Cursor, Limit
+from secevents.server.reads.listing import (
+    PAGE_HEADERS,
+    READ_HEADERS,
+    list_response,
+    read_responses,
+    record_response,
+)
+from secevents.server.resources.statements import queries
+from secevents.server.resources.statements.filters import StatementFilters, provide_statement_filters
+from secevents.server.settings import Settings
+from secevents.server.writes import flows
 
 
 class StatementController(Controller):
@@ -81,7 +87,7 @@ class StatementController(Controller):
             missing=f"No statement with id {record_id}",
         )
 
-    # --- writes (api.writes: keys, If-Match, Idempotency-Key, revisions) ----------------------
+    # --- writes (secevents.server.writes.flows: keys, If-Match, Idempotency-Key, revisions) ----------------------
 
     @post(
         "/",
@@ -92,8 +98,8 @@ class StatementController(Controller):
         "`Idempotency-Key` to make retries safe.",
         security=WRITE_SECURITY,
         status_code=201,
-        responses=writes.created_responses(Statement, "statement"),
-        response_headers=writes.CREATED_HEADERS,
+        responses=flows.created_responses(Statement, "statement"),
+        response_headers=flows.CREATED_HEADERS,
     )
     async def create_statement(
         self,
@@ -101,11 +107,11 @@ class StatementController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         data: JSONBody[StatementCreate],
-        idempotency_key: writes.IdempotencyKey = None,
+        idempotency_key: flows.IdempotencyKey = None,
     ) -> Response[bytes]:
-        return await writes.create(
+        return await flows.create(
             conn,
-            writes.STATEMENTS,
+            queries.WRITES,
             data,
             principal=principal,
             settings=settings,
@@ -119,8 +125,8 @@ class StatementController(Controller):
         description="A partial update: an absent field is unchanged, `null` clears it, objects and "
         "lists are replaced whole. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
-        responses=writes.updated_responses(Statement, "statement"),
-        response_headers=writes.UPDATED_HEADERS,
+        responses=flows.updated_responses(Statement, "statement"),
+        response_headers=flows.UPDATED_HEADERS,
     )
     async def update_statement(
         self,
@@ -129,11 +135,11 @@ class StatementController(Controller):
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
         data: JSONBody[StatementPatch],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[bytes]:
-        return await writes.update(
+        return await flows.update(
             conn,
-            writes.STATEMENTS,
+            queries.WRITES,
             record_id,
             data,
             if_match=if_match,
@@ -149,7 +155,7 @@ class StatementController(Controller):
         "feed gets a tombstone. Send the record's `ETag` as `If-Match`.",
         security=WRITE_SECURITY,
         status_code=204,
-        responses=writes.deleted_responses(),
+        responses=flows.deleted_responses(),
     )
     async def delete_statement(
         self,
@@ -157,8 +163,8 @@ class StatementController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
         record_id: FromPath[UUID],
-        if_match: writes.IfMatch = None,
+        if_match: flows.IfMatch = None,
     ) -> Response[None]:
-        return await writes.delete(
-            conn, writes.STATEMENTS, record_id, if_match=if_match, principal=principal, settings=settings
+        return await flows.delete(
+            conn, queries.WRITES, record_id, if_match=if_match, principal=principal, settings=settings
         )

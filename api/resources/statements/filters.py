@@ -9,8 +9,8 @@ from uuid import UUID
 
 from litestar.params import QueryParameter
 
-from api.filters import SearchText, SqlBuilder, UpdatedAfter, check_range, instant
-from schemas.statements import StatementForm, StatementRole
+from secevents.schemas.statements import StatementForm, StatementRole
+from secevents.server.reads.filters import SearchText, SqlBuilder, UpdatedAfter, check_range, instant
 
 IssuedAfter = Annotated[
     dt.date | None,

@@ -9,13 +9,14 @@ from uuid import UUID
 
 import asyncpg
 
-from api.filters import SqlBuilder
-from api.listing import page_sql, scoped_page_sql
-from api.pagination import SortOrder, sort_orders
-from api.resources import patching
-from api.resources.records import as_json, citation_rows, insert_citations_sql
-from api.resources.statements.filters import StatementFilters, involvement
-from schemas.statements import StatementCreate, StatementPatch
+from secevents.schemas.statements import StatementCreate, StatementPatch
+from secevents.server.reads.filters import SqlBuilder
+from secevents.server.reads.listing import page_sql, scoped_page_sql
+from secevents.server.reads.pagination import SortOrder, sort_orders
+from secevents.server.resources.statements.filters import StatementFilters, involvement
+from secevents.server.sql import patching
+from secevents.server.sql.records import RecordTable, as_json, citation_rows, insert_citations_sql
+from secevents.server.writes.flows import WriteModel
 
 # --- reads -------------------------------------------------------------------------------
 
@@ -186,3 +187,7 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: StatementPatch
     if patching.is_set(data.citations):
         await conn.execute("DELETE FROM citations WHERE statement_id = $1", record_id)
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
+
+
+RECORD = RecordTable("statement", "statements", "s", "statement_doc")
+WRITES: WriteModel[StatementCreate, StatementPatch] = WriteModel(RECORD, "/v1/statements", insert, update)

@@ -1,0 +1,1 @@
+"""The ``secevents`` command and its sub-commands."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing every handler shares: errors and problem details, auth, middleware, caching, bodies."""

@@ -1,0 +1,85 @@
+"""HTTP caching and content negotiation of reads: ``ETag`` / ``If-None-Match`` → 304,
+``Cache-Control``, ``Vary``, and JSON or MessagePack by ``Accept``.
+
+Bodies arrive already rendered as JSON by PostgreSQL. A page's ETag is a digest of its bytes; a
+record's is ``"<id>:<version>"`` (:mod:`secevents.server.http.etags`, shared with ``If-Match`` on writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_406_NOT_ACCEPTABLE
+
+from secevents.server.settings import Settings
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+MSGPACK_ALIAS = "application/x-msgpack"
+REPRESENTATIONS = (JSON, MSGPACK, MSGPACK_ALIAS)
+
+
+def page_etag(body: bytes) -> str:
+    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names this ETag (weak comparison, RFC 9110 §13.1.2)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = _opaque(etag)
+    return any(_opaque(tag) == wanted for tag in if_none_match.split(","))
+
+
+def negotiate(request: Request[Any, Any, Any]) -> str:
+    """The media type to answer with: JSON unless ``Accept`` prefers MessagePack; 406 when
+    ``Accept`` allows neither."""
+    if "accept" not in request.headers:
+        return JSON
+    best = request.accept.best_match(list(REPRESENTATIONS))
+    if best is None:
+        raise HTTPException(
+            status_code=HTTP_406_NOT_ACCEPTABLE,
+            detail=f"Acceptable representations: {JSON}, {MSGPACK} (errors: application/problem+json)",
+        )
+    return MSGPACK if best == MSGPACK_ALIAS else best
+
+
+def cache_headers(settings: Settings) -> dict[str, str]:
+    # Clients and caches may keep a copy but must revalidate it (a cheap 304) before use.
+    if settings.api.public_reads:
+        return {"Cache-Control": "public, no-cache", "Vary": "Accept"}
+    return {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
+
+
+def conditional_response(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    body: bytes,
+    etag: str,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    """200 with the body in the negotiated representation, or 304 when the client's copy is
+    current."""
+    media_type = negotiate(request)
+    if media_type == MSGPACK:
+        # The JSON came from PostgreSQL; MessagePack clients get the same document re-encoded.
+        body = msgspec.msgpack.encode(msgspec.json.decode(body))
+        # Same content, other bytes: a weak tag (If-Match on writes compares versions anyway).
+        etag = f"W/{etag}"
+    all_headers = {**cache_headers(settings), **(headers or {}), "ETag": etag}
+    if none_match(request.headers.get("if-none-match"), etag):
+        return Response(content=b"", status_code=304, headers=all_headers)
+    return Response(content=body, status_code=200, media_type=media_type, headers=all_headers)

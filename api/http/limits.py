@@ -1,0 +1,142 @@
+"""Limits on what one request may cost (OWASP API4, unrestricted resource consumption).
+
+Checked here, before routing: the query string's length (414) and how often one query
+parameter repeats (400), and how long a request may take to start its response (503). The
+other limits live where they act: the body size is Litestar's ``request_max_body_size`` (413,
+mapped in ``secevents.server.http.errors``), page sizes are bounded by each handler's ``limit`` parameter, the
+per-statement timeout is set on every connection (``secevents.server.db``; SQLSTATE 57014 → 503) and the
+pool acquire timeout is in ``secevents.server.http.dependencies`` (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from urllib.parse import unquote_plus
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from secevents.schemas.problems import FieldError, Problem
+from secevents.server.http.errors import PROBLEM_JSON, RETRY_AFTER_SECONDS
+from secevents.server.settings import ApiSettings
+
+
+def problem_message(
+    scope: Scope,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> tuple[Message, Message]:
+    """The two ASGI messages of a problem+json response, for middleware that answers before
+    Litestar's exception handlers are reached."""
+    problem = Problem(
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=scope.get("path"),
+        request_id=scope.get("state", {}).get("request_id"),
+        errors=errors,
+    )
+    body = msgspec.json.encode(problem)
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *(headers or []),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
+
+
+def repeated_parameter(query_string: bytes, max_values: int) -> tuple[str, int] | None:
+    """The first parameter given more than ``max_values`` times, with its count."""
+    counts = Counter(
+        unquote_plus(pair.partition(b"=")[0].decode("latin-1")) for pair in query_string.split(b"&") if pair
+    )
+    for name, count in counts.items():
+        if count > max_values:
+            return name, count
+    return None
+
+
+class RequestLimitsMiddleware:
+    """Refuses oversized query strings and over-repeated parameters before any work is done,
+    and answers 503 when a request has not started its response within the request timeout
+    (the handler is cancelled, which also cancels its running query)."""
+
+    def __init__(self, app: ASGIApp, settings: ApiSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            for message in refusal:
+                await send(message)
+            return
+        await self._with_timeout(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[Message, Message] | None:
+        query_string: bytes = scope.get("query_string", b"")
+        limit = self.settings.max_query_string_bytes
+        if len(query_string) > limit:
+            return problem_message(
+                scope,
+                status=414,
+                code="query_string_too_long",
+                title="Query string too long",
+                detail=f"The query string has {len(query_string)} bytes; at most {limit} are accepted.",
+            )
+        repeated = repeated_parameter(query_string, self.settings.max_parameter_values)
+        if repeated is not None:
+            name, count = repeated
+            message = f"given {count} times; at most {self.settings.max_parameter_values} values are accepted"
+            return problem_message(
+                scope,
+                status=400,
+                code="too_many_values",
+                title="Too many values for one parameter",
+                detail=f"{name}: {message}",
+                errors=[FieldError(field=name, message=message)],
+            )
+        return None
+
+    async def _with_timeout(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response_started = False
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                # Once the response has started (a streamed export may take minutes), the
+                # timeout no longer applies: cutting it would leave a truncated body.
+                deadline.reschedule(None)
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.settings.request_timeout) as deadline:
+                await self.app(scope, receive, send_and_watch)
+        except TimeoutError:
+            if response_started or not deadline.expired():
+                raise
+            for message in problem_message(
+                scope,
+                status=503,
+                code="request_timeout",
+                title="Request took too long",
+                detail=f"The request did not complete within {self.settings.request_timeout:g} s; retry later.",
+                headers=[(b"retry-after", RETRY_AFTER_SECONDS.encode())],
+            ):
+                await send(message)

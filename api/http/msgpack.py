@@ -1,0 +1,253 @@
+"""MessagePack on every endpoint, as an ASGI middleware around the whole app.
+
+- A request body sent as ``Content-Type: application/msgpack`` is decoded and handed on as the
+  equivalent JSON, so handlers, validation and error reports are the JSON ones. A body that is
+  not valid MessagePack (or holds what JSON cannot: binary, non-string keys…) is a 400.
+- A response in JSON (``application/json`` or ``application/problem+json``) is re-encoded as
+  ``application/msgpack`` when the client's ``Accept`` prefers MessagePack to JSON (higher
+  q-value, or equal and more specific). Responses already in MessagePack (reads negotiate it
+  themselves, see :mod:`secevents.server.http.caching`) and streams (exports) pass through untouched.
+- JSON and MessagePack responses carry ``Vary: Accept``.
+
+``application/x-msgpack`` is understood as a synonym.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from secevents.schemas.problems import FieldError, Problem
+
+MSGPACK = "application/msgpack"
+MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
+JSON_TYPES = frozenset({"application/json", "application/problem+json"})
+
+
+def _media_type(value: bytes) -> str:
+    return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def _quality(accept: str, media_type: str) -> tuple[float, int]:
+    """(q, specificity) of the best range in ``accept`` matching ``media_type``; specificity 2 =
+    exact, 1 = ``type/*``, 0 = ``*/*``, -1 = no match."""
+    main = media_type.split("/", 1)[0]
+    best = (0.0, -1)
+    for item in accept.split(","):
+        range_, *params = (p.strip() for p in item.split(";"))
+        range_ = range_.lower()
+        if range_ == media_type or (media_type in MSGPACK_TYPES and range_ in MSGPACK_TYPES):
+            specificity = 2
+        elif range_ == f"{main}/*":
+            specificity = 1
+        elif range_ == "*/*":
+            specificity = 0
+        else:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if specificity > best[1]:
+            best = (q, specificity)
+    return best
+
+
+def prefers_msgpack(accept: str | None) -> bool:
+    if not accept:
+        return False
+    msgpack_q = _quality(accept, MSGPACK)
+    if msgpack_q[0] <= 0 or msgpack_q[1] < 0:
+        return False
+    json_q = _quality(accept, "application/json")
+    return msgpack_q > json_q
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    for i, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            if b"accept" not in [v.strip().lower() for v in value.split(b",")] and value.strip() != b"*":
+                headers[i] = (key, value + b", Accept")
+            return headers
+    return [*headers, (b"vary", b"Accept")]
+
+
+class MsgpackMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        accept = _header(scope, b"accept")
+        answer_msgpack = prefers_msgpack(accept.decode("latin-1") if accept else None)
+        respond = _MsgpackSender(send) if answer_msgpack else _VarySender(send)
+        content_type = _header(scope, b"content-type")
+        if content_type is not None and _media_type(content_type) in MSGPACK_TYPES:
+            body = await self._read_body(receive)
+            if body is None:
+                await _problem(respond, 413, "payload_too_large", "Request body too large", None)
+                return
+            try:
+                json_body = msgspec.json.encode(msgspec.msgpack.decode(body))
+            except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError) as exc:
+                await _problem(
+                    respond, 400, "invalid_body", "Invalid request body", f"not valid MessagePack: {exc}"
+                )
+                return
+            scope = dict(scope)  # type: ignore[assignment]
+            scope["headers"] = [
+                (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
+            ] + [(b"content-type", b"application/json"), (b"content-length", str(len(json_body)).encode())]
+            receive = _replay(json_body)
+        await self.app(scope, receive, respond)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class _VarySender:
+    """JSON responses get ``Vary: Accept`` (the same URL may answer in MessagePack)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            content_type = next((v for k, v in headers if k.lower() == b"content-type"), None)
+            if content_type is not None and _media_type(content_type) in JSON_TYPES | MSGPACK_TYPES:
+                message = {**message, "headers": _with_vary(headers)}
+        await self.send(message)
+
+
+class _MsgpackSender:
+    """Buffers a JSON response and sends it re-encoded as MessagePack."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.start: Any = None
+        self.body: list[bytes] = []
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            content_type = next((v for k, v in headers if k.lower() == b"content-type"), None)
+            if content_type is not None and _media_type(content_type) in JSON_TYPES:
+                self.start = {**message, "headers": headers}
+                return
+            if content_type is not None and _media_type(content_type) in MSGPACK_TYPES:
+                message = {**message, "headers": _with_vary(headers)}
+            await self.send(message)
+            return
+        if message["type"] != "http.response.body" or self.start is None:
+            await self.send(message)
+            return
+        self.body.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        await self._flush()
+
+    async def _flush(self) -> None:
+        assert self.start is not None
+        raw = b"".join(self.body)
+        headers: list[tuple[bytes, bytes]] = self.start["headers"]
+        try:
+            body = msgspec.msgpack.encode(msgspec.json.decode(raw)) if raw else raw
+        except msgspec.DecodeError:
+            body = raw  # not actually JSON: leave it as it is
+        else:
+            # Same content, other bytes: an ETag becomes weak (as reads do, see secevents.server.http.caching).
+            headers = [
+                (k, v if k.lower() != b"etag" or v.startswith(b"W/") else b"W/" + v)
+                for k, v in headers
+                if k.lower() not in (b"content-type", b"content-length")
+            ]
+            headers += [(b"content-type", MSGPACK.encode()), (b"content-length", str(len(body)).encode())]
+        start: Any = {**self.start, "headers": _with_vary(headers)}
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _problem(send: Send, status: int, code: str, title: str, detail: str | None) -> None:
+    problem = Problem(
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        errors=[FieldError(field="body", message=detail)] if detail else None,
+    )
+    body = msgspec.json.encode(problem)
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def add_msgpack_media_types(spec: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI post-processing: every JSON request body and JSON/problem response also offered
+    as ``application/msgpack`` with the same schema. Call it on the spec dict before serving or
+    committing it (see ``secevents.server.openapi.with_msgpack``)."""
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            body = operation.get("requestBody")
+            if isinstance(body, dict):
+                _offer_msgpack(body.get("content", {}), ("application/json",))
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict):
+                    _offer_msgpack(
+                        response.get("content", {}), ("application/json", "application/problem+json")
+                    )
+    return spec
+
+
+def _offer_msgpack(content: dict[str, Any], json_types: tuple[str, ...]) -> None:
+    for json_type in json_types:
+        if json_type in content and MSGPACK not in content:
+            content[MSGPACK] = {
+                k: v for k, v in content[json_type].items() if k in ("schema", "example", "examples")
+            }
+            return

@@ -1,0 +1,132 @@
+"""An NDJSON import, step by step: read lines, stage batches, check, write, record revisions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import nullcontext
+from typing import BinaryIO
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from uuid_utils.compat import uuid7
+
+from secevents.schemas.imports import (
+    ImportResult,
+    StatementImport,
+)
+from secevents.server.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, documents
+from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
+from secevents.server.importers.ndjson.rows import (
+    _STAGERS,
+    MAX_LINE_BYTES,
+    _Batches,
+    _decoder,
+    _validation_error,
+)
+from secevents.server.importers.ndjson.sql import (
+    ANALYZE_STAGING,
+    CHECKS,
+    COUNTS,
+    REVISION_STATEMENTS,
+    STAGING,
+    STAMP_STATEMENTS,
+    WRITE,
+)
+from secevents.server.resources.statements import queries as statements
+
+
+async def file_chunks(f: BinaryIO, progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+    done = 0
+    while chunk := f.read(1 << 20):
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
+        yield chunk
+
+
+async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    """Numbered lines (1-based) of a stream of byte chunks; a line longer than
+    :data:`MAX_LINE_BYTES` is an error rather than a memory hog."""
+    pending = b""
+    number = 0
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            number += 1
+            yield number, raw
+        if len(pending) > MAX_LINE_BYTES:
+            raise ImportFailed(
+                "line too long", [LineError(number + 1, None, f"longer than {MAX_LINE_BYTES} bytes")]
+            )
+    if pending:
+        yield number + 1, pending
+
+
+async def import_lines(
+    conn: asyncpg.Connection,
+    chunks: AsyncIterable[bytes],
+    *,
+    actor: str,
+    api_key_id: UUID | None = None,
+    exclusive: bool = False,
+) -> ImportResult:
+    """Import NDJSON from ``chunks`` in one transaction; :class:`ImportFailed` (nothing
+    written) lists the problems by line. ``conn`` needs the codecs of ``secevents.server.db.init_connection``.
+
+    ``exclusive``: write with the bulk tables locked and their indexes rebuilt after the load
+    (see :mod:`secevents.server.importers.exclusive`)."""
+    errors = ErrorLog()
+    lines = 0
+    async with conn.transaction():
+        await conn.execute(BULK_SETTINGS)
+        await conn.execute(STAGING)
+        batches = _Batches(documents.IncidentDocuments(await conn.fetchval("SELECT now()")))
+        async for number, raw in _lines(chunks):
+            lines = number
+            if not raw.strip():
+                continue
+            try:
+                record = _decoder.decode(raw).record
+            except msgspec.ValidationError as exc:
+                errors.add(_validation_error(number, exc))
+                continue
+            except msgspec.DecodeError as exc:
+                errors.add(LineError(number, None, f"not valid JSON: {exc}"))
+                continue
+            if errors:
+                continue  # keep validating, stop staging: nothing will be written
+            if record.id is None:
+                record.id = uuid7()
+            _STAGERS[type(record)](batches, number, record)
+            if batches.count_record():
+                await batches.flush(conn)
+        if not errors:
+            await batches.flush(conn)
+            await conn.execute(ANALYZE_STAGING)
+            for row in await conn.fetch(CHECKS):
+                errors.add(LineError(row[0], row[1], row[2]))
+        if errors:
+            raise ImportFailed(
+                f"{errors.total} problem(s) found; nothing was imported", errors.errors, errors.total
+            )
+        async with exclusive_load(conn) if exclusive else nullcontext():
+            await conn.execute(WRITE)
+            await _write_statements(conn)
+            for statement in REVISION_STATEMENTS:
+                await conn.execute(statement, api_key_id, actor)
+        sources, organisations, incidents, statement_count = await conn.fetchrow(COUNTS)
+    created = {
+        "source": sources,
+        "organisation": organisations,
+        "incident": incidents,
+        "statement": statement_count,
+    }
+    return ImportResult(lines=lines, created={k: v for k, v in created.items() if v})
+
+
+async def _write_statements(conn: asyncpg.Connection) -> None:
+    for row in await conn.fetch("SELECT id, record FROM nd_statements ORDER BY line"):
+        await statements.insert(conn, row["id"], msgspec.json.decode(row["record"], type=StatementImport))
+    await conn.execute(STAMP_STATEMENTS)

@@ -1,0 +1,200 @@
+"""The SQL of a UCDP import: staging, checks, the writes and their revisions."""
+
+from __future__ import annotations
+
+from secevents.server.importers import (
+    documents,
+)
+
+CREATE_STAGE = """
+CREATE TEMP TABLE ucdp_stage (
+  line integer NOT NULL, ged_id text NOT NULL, title text, summary text, type text, subtype text,
+  occurred_start date, occurred_end date, occurred_precision text, country text, admin1 text,
+  admin2 text, place text, lat double precision, lon double precision, location_precision text,
+  killed_low integer, killed_best integer, killed_high integer, external_ids jsonb,
+  side_a_actor text, side_b_actor text, breakdown jsonb, quote text,
+  incident_id uuid, action text, participants jsonb NOT NULL DEFAULT '[]'
+) ON COMMIT DROP;
+CREATE TEMP TABLE ucdp_actors (
+  actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
+) ON COMMIT DROP
+"""
+
+# Rows whose UCDP id an earlier row of the file has: reported, and dropped from the staging table
+# (imported with --skip-invalid, the first one wins).
+DUPLICATE_IDS = """
+WITH repeated AS (
+  SELECT line, ged_id, first_line
+    FROM (SELECT line, ged_id, min(line) OVER (PARTITION BY ged_id) AS first_line FROM ucdp_stage) d
+   WHERE line <> first_line
+)
+DELETE FROM ucdp_stage s USING repeated r WHERE s.line = r.line
+RETURNING r.line, r.ged_id, r.first_line
+"""
+
+UPSERT_DATASET_SOURCE = """
+WITH new AS (
+  INSERT INTO sources (kind, title, url, publisher, language, external_ids)
+  VALUES ('dataset', $1, $2, $3, 'en', '{"ucdp_dataset": "ged"}'::jsonb)
+  ON CONFLICT (url) WHERE deleted_at IS NULL DO NOTHING
+  RETURNING id
+)
+SELECT id, true AS created FROM new
+UNION ALL
+SELECT id, false FROM sources WHERE url = $2 AND deleted_at IS NULL
+LIMIT 1
+"""
+
+# Actors without an organisation of their own yet are linked to an existing one whose name or an
+# alias is theirs, when exactly one matches (e.g. the curated "Tehreek-i-Taliban Pakistan" whose
+# alias is UCDP's "TTP").
+LINK_ACTORS_BY_NAME = """
+WITH candidates AS (
+  SELECT a.actor_id, o.id
+    FROM ucdp_actors a
+    JOIN organisations o
+      ON o.deleted_at IS NULL AND NOT (o.external_ids ? 'ucdp_actor_id')
+     AND (fold_name(o.name) = fold_name(a.name)
+          OR EXISTS (SELECT 1 FROM organisation_aliases al
+                      WHERE al.organisation_id = o.id AND fold_name(al.alias) = fold_name(a.name)))
+   WHERE NOT EXISTS (SELECT 1 FROM organisations x
+                      WHERE x.external_ids ? 'ucdp_actor_id' AND x.external_ids->>'ucdp_actor_id' = a.actor_id)
+), unique_matches AS (
+  SELECT actor_id, (array_agg(id))[1] AS id FROM candidates GROUP BY actor_id HAVING count(*) = 1
+), one_actor_each AS (
+  SELECT min(actor_id) AS actor_id, id FROM unique_matches GROUP BY id
+)
+UPDATE organisations o
+   SET external_ids = o.external_ids || jsonb_build_object('ucdp_actor_id', m.actor_id),
+       version = o.version + 1, updated_at = now()
+  FROM one_actor_each m
+ WHERE o.id = m.id
+RETURNING o.id
+"""
+
+CREATE_ORGANISATIONS = """
+WITH new AS (
+  INSERT INTO organisations (name, kind, country, status, external_ids)
+  SELECT a.name, a.kind, a.country, 'unknown', jsonb_build_object('ucdp_actor_id', a.actor_id)
+    FROM ucdp_actors a ORDER BY a.first_line
+  ON CONFLICT ((external_ids->>'ucdp_actor_id')) WHERE external_ids ? 'ucdp_actor_id' DO NOTHING
+  RETURNING id, name
+), cited AS (
+  INSERT INTO citations (organisation_id, ordinal, source_id, quote) SELECT id, 1, $1, name FROM new
+)
+SELECT coalesce(array_agg(id), '{}') FROM new
+"""
+
+# Statistics only for the columns the joins and filters use: analysing the long texts (quotes,
+# summaries) too took as long as the join it informs.
+ANALYZE_STAGE = "ANALYZE ucdp_stage (line, ged_id, incident_id, action)"
+# Participants are matched through one map of actor → organisation, built once: matched per row,
+# the lookups cost more than the rest of the resolution.
+RESOLVE_INCIDENTS = f"""
+{ANALYZE_STAGE};
+CREATE TEMP TABLE actor_organisations ON COMMIT DROP AS
+SELECT external_ids->>'ucdp_actor_id' AS actor, id FROM organisations WHERE external_ids ? 'ucdp_actor_id';
+ANALYZE actor_organisations;
+UPDATE ucdp_stage s
+   SET incident_id = i.id, action = CASE WHEN i.deleted_at IS NULL THEN 'compare' ELSE 'deleted' END
+  FROM incidents i
+ WHERE i.external_ids ? 'ucdp_ged_id' AND i.external_ids->>'ucdp_ged_id' = s.ged_id;
+UPDATE ucdp_stage SET incident_id = uuid_v7(), action = 'create' WHERE incident_id IS NULL;
+UPDATE ucdp_stage s
+   SET participants = p.doc
+  FROM (SELECT k.line, jsonb_agg(jsonb_build_object('organisation_id', a.id, 'role', 'perpetrator')
+                                 ORDER BY side.ord) AS doc
+          FROM ucdp_stage k
+         CROSS JOIN LATERAL (VALUES (1, k.side_a_actor), (2, k.side_b_actor)) AS side(ord, actor)
+          JOIN actor_organisations a ON a.actor = side.actor
+         GROUP BY k.line) p
+ WHERE p.line = s.line
+"""
+
+# An existing incident is rewritten only when the file says something else about it.
+COMPARE_INCIDENTS = """
+UPDATE ucdp_stage s
+   SET action = CASE WHEN
+         (i.title, i.summary, i.type, i.subtype, i.occurred_start, i.occurred_end, i.occurred_precision,
+          i.country::text, i.admin1, i.admin2, i.place, i.lat, i.lon, i.location_precision,
+          i.killed_low, i.killed_best, i.killed_high, i.injured_low, i.injured_best, i.injured_high)
+         IS DISTINCT FROM
+         (s.title, s.summary, s.type, s.subtype, s.occurred_start, s.occurred_end, s.occurred_precision,
+          s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
+          s.killed_low, s.killed_best, s.killed_high, NULL::integer, NULL::integer, NULL::integer)
+         OR NOT i.external_ids @> s.external_ids
+         OR s.participants IS DISTINCT FROM (
+              SELECT coalesce(jsonb_agg(jsonb_build_object('organisation_id', p.organisation_id, 'role', p.role)
+                                        ORDER BY p.ordinal), '[]'::jsonb)
+                FROM incident_participants p WHERE p.incident_id = i.id)
+         OR s.breakdown IS DISTINCT FROM (
+              SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'group', b."group",
+                       'killed', estimate_json(b.killed_low, b.killed_best, b.killed_high)::jsonb,
+                       'injured', estimate_json(b.injured_low, b.injured_best, b.injured_high)::jsonb)
+                     ORDER BY b.ordinal), '[]'::jsonb)
+                FROM incident_casualties b WHERE b.incident_id = i.id)
+         OR jsonb_build_array(jsonb_build_object('source_id', $1::uuid, 'quote', s.quote)) IS DISTINCT FROM (
+              SELECT coalesce(jsonb_agg(jsonb_build_object('source_id', c.source_id, 'quote', c.quote)
+                                        ORDER BY c.ordinal), '[]'::jsonb)
+                FROM citations c WHERE c.incident_id = i.id)
+       THEN 'update' ELSE 'unchanged' END
+  FROM incidents i
+ WHERE s.action = 'compare' AND i.id = s.incident_id
+"""
+
+WRITE_INCIDENTS = """
+INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
+                       country, admin1, admin2, place, lat, lon, location_precision,
+                       killed_low, killed_best, killed_high, external_ids)
+SELECT incident_id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
+       country, admin1, admin2, place, lat, lon, location_precision,
+       killed_low, killed_best, killed_high, external_ids
+  FROM ucdp_stage WHERE action = 'create' ORDER BY line;
+UPDATE incidents i
+   SET title = s.title, summary = s.summary, type = s.type, subtype = s.subtype,
+       occurred_start = s.occurred_start, occurred_end = s.occurred_end,
+       occurred_precision = s.occurred_precision, country = s.country, admin1 = s.admin1,
+       admin2 = s.admin2, place = s.place, lat = s.lat, lon = s.lon,
+       location_precision = s.location_precision, killed_low = s.killed_low,
+       killed_best = s.killed_best, killed_high = s.killed_high,
+       injured_low = NULL, injured_best = NULL, injured_high = NULL,
+       external_ids = i.external_ids || s.external_ids, version = i.version + 1, updated_at = now()
+  FROM ucdp_stage s
+ WHERE s.action = 'update' AND i.id = s.incident_id;
+DELETE FROM incident_participants WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
+DELETE FROM incident_casualties WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
+DELETE FROM citations WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
+INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
+SELECT s.incident_id, t.ord, (t.e->>'organisation_id')::uuid, t.e->>'role'
+  FROM ucdp_stage s, jsonb_array_elements(s.participants) WITH ORDINALITY AS t(e, ord)
+ WHERE s.action IN ('create', 'update');
+INSERT INTO incident_casualties (incident_id, ordinal, "group", killed_low, killed_best, killed_high)
+SELECT s.incident_id, t.ord, t.e->>'group',
+       (t.e->'killed'->>'low')::int, (t.e->'killed'->>'best')::int, (t.e->'killed'->>'high')::int
+  FROM ucdp_stage s, jsonb_array_elements(s.breakdown) WITH ORDINALITY AS t(e, ord)
+ WHERE s.action IN ('create', 'update')
+"""
+
+WRITE_CITATIONS = """
+INSERT INTO citations (incident_id, ordinal, source_id, quote)
+SELECT incident_id, 1, $1, quote FROM ucdp_stage WHERE action IN ('create', 'update')
+"""
+
+# Revisions last, in one statement per record type: the change feed sees every imported record.
+REVISE_SOURCE = """
+INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
+SELECT 'source', s.id, s.version, 'create', source_doc(s), $2 FROM sources s WHERE s.id = $1
+"""
+REVISE_ORGANISATIONS = """
+INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
+SELECT 'organisation', o.id, o.version, CASE WHEN o.version = 1 THEN 'create' ELSE 'update' END,
+       organisation_doc(o), $2
+  FROM organisations o WHERE o.id = ANY($1::uuid[]) ORDER BY o.id
+"""
+REVISE_INCIDENTS = documents.incident_revisions_sql(
+    "SELECT incident_id AS id, line AS ord, action AS operation FROM ucdp_stage"
+    " WHERE action IN ('create', 'update')",
+    actor="$1",
+)
+COUNT_ACTIONS = "SELECT action, count(*) FROM ucdp_stage GROUP BY action"

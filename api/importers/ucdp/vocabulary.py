@@ -1,0 +1,77 @@
+"""The vocabulary of UCDP GED files: their columns, codes and how each maps to ours."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+GED_COLUMNS: tuple[str, ...] = (
+    "id", "relid", "year", "active_year", "code_status", "type_of_violence", "conflict_dset_id",
+    "conflict_new_id", "conflict_name", "dyad_dset_id", "dyad_new_id", "dyad_name", "side_a_dset_id",
+    "side_a_new_id", "side_a", "side_b_dset_id", "side_b_new_id", "side_b", "number_of_sources",
+    "source_article", "source_office", "source_date", "source_headline", "source_original",
+    "where_prec", "where_coordinates", "where_description", "adm_1", "adm_2", "latitude", "longitude",
+    "geom_wkt", "priogrid_gid", "country", "country_id", "region", "event_clarity", "date_prec",
+    "date_start", "date_end", "deaths_a", "deaths_b", "deaths_civilians", "deaths_unknown", "best",
+    "high", "low", "gwnoa", "gwnob",
+)  # fmt: skip
+_COUNTRY_AT = GED_COLUMNS.index("country") + 1
+HDX_COLUMNS: tuple[str, ...] = (*GED_COLUMNS[:_COUNTRY_AT], "iso3", *GED_COLUMNS[_COUNTRY_AT:])
+LAYOUTS: dict[tuple[str, ...], str] = {GED_COLUMNS: "ged", HDX_COLUMNS: "hdx"}
+
+INCIDENT_TYPES = {1: "battle", 2: "battle", 3: "violence_against_civilians"}
+SUBTYPES = {1: "state_based_conflict", 2: "non_state_conflict", 3: "one_sided_violence"}
+TYPE_LABELS = {1: "State-based armed conflict", 2: "Non-state conflict", 3: "One-sided violence"}
+DATE_PRECISIONS = {1: "day", 2: "week", 3: "week", 4: "month", 5: "year"}
+LOCATION_PRECISIONS = {
+    1: "exact",
+    2: "near",
+    3: "admin2",
+    4: "admin1",
+    5: "country",
+    6: "country",
+    7: "country",
+}
+
+# UCDP country names that are not the ISO 3166 short names of the `countries` table. Names with
+# a historical name in brackets ("Yemen (North Yemen)") are also tried without the bracket.
+COUNTRY_ALIASES: dict[str, str] = {
+    "bosnia-herzegovina": "BA",
+    "cambodia (kampuchea)": "KH",
+    "cape verde": "CV",
+    "czech republic": "CZ",
+    "dr congo (zaire)": "CD",
+    "east timor": "TL",
+    "ivory coast": "CI",
+    "kingdom of eswatini (swaziland)": "SZ",
+    "macedonia, fyr": "MK",
+    "madagascar (malagasy)": "MG",
+    "russia (soviet union)": "RU",
+    "russia": "RU",
+    "serbia (yugoslavia)": "RS",
+    "south yemen": "YE",
+    "surinam": "SR",
+    "turkey": "TR",
+    "united states of america": "US",
+    "vietnam (north vietnam)": "VN",
+    "zimbabwe (rhodesia)": "ZW",
+}
+
+DATASET_SOURCE_URL = "https://ucdp.uu.se/downloads/"
+DATASET_SOURCE_TITLE = "UCDP Georeferenced Event Dataset (GED)"
+DATASET_PUBLISHER = "Uppsala Conflict Data Program (UCDP), Uppsala University"
+CIVILIANS = "Civilians"
+GOVERNMENT_PREFIX = "Government of "
+INT4_MAX = 2_147_483_647
+LABEL_MAX, TITLE_MAX, QUOTE_MAX, SUMMARY_MAX, EXTERNAL_ID_MAX = 200, 500, 5_000, 20_000, 200
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?: 00:00:00(?:\.0+)?)?$")
+
+STAGE_COLUMNS = (
+    "line", "ged_id", "title", "summary", "type", "subtype", "occurred_start", "occurred_end",
+    "occurred_precision", "country", "admin1", "admin2", "place", "lat", "lon", "location_precision",
+    "killed_low", "killed_best", "killed_high", "external_ids", "side_a_actor", "side_b_actor",
+    "breakdown", "quote",
+)  # fmt: skip
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes of the file read so far."""

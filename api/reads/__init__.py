@@ -1,0 +1,1 @@
+"""What every list read shares: filters, keyset pagination, the list response."""

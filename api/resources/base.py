@@ -1,0 +1,50 @@
+"""The resource descriptor: what one resource declares about itself, once.
+
+Each ``resources/<r>/__init__.py`` builds its :class:`Resource`; ``resources/__init__.py`` lists
+them in ``ALL``. The app (routes, tags), revisions, exports and the change feed loop over that
+list, so adding a resource is one folder and one line (docs/DESIGN.md, "Adding a resource").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Controller
+from litestar.openapi.spec import Tag
+
+from secevents.schemas.records import RecordType
+from secevents.server.sql.records import RecordTable
+from secevents.server.writes.flows import WriteModel
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    collection: str
+    """The URL segment (``/v1/<collection>``), the OpenAPI tag and the export's name."""
+    description: str
+    """The tag's description in the OpenAPI document."""
+    record: RecordTable
+    controller: type[Controller]
+    writes: WriteModel[Any, Any]
+    export_columns: tuple[tuple[str, str], ...]
+    """CSV columns of the export: (header, dotted path in the document)."""
+    filters: type[Any]
+    """The list filters (``filters.py``): also the filters of the export."""
+    provide_filters: Callable[..., Any]
+    """The dependency that reads :attr:`filters` from the query string."""
+    export_formats: tuple[str, ...] = ("ndjson", "csv", "stix")
+
+    @property
+    def record_type(self) -> RecordType:
+        return self.record.record_type
+
+    @property
+    def tag(self) -> Tag:
+        return Tag(name=self.collection, description=self.description)
+
+
+def csv_columns(*paths: str) -> tuple[tuple[str, str], ...]:
+    """CSV columns named after dotted document paths (``occurred.start`` → ``occurred_start``)."""
+    return tuple((p.replace(".", "_"), p) for p in paths)

@@ -1,0 +1,1 @@
+"""Revision history of every record."""

@@ -1,0 +1,1 @@
+"""SQL helpers shared by the resources: revisions, citations, partial updates."""

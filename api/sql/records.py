@@ -1,0 +1,68 @@
+"""SQL shared by every resource: revisions (which are also the change feed) and citations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from secevents.schemas.common import Citation
+from secevents.schemas.records import Operation, RecordType
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTable:
+    """Where a record type lives: its table, the alias its queries give the table, and the SQL
+    function that renders its document (migrations/versions/0001)."""
+
+    record_type: RecordType
+    table: str
+    alias: str
+    document_function: str
+
+
+def as_json(value: object) -> bytes:
+    """Encode a parameter for a ``jsonb`` placeholder."""
+    return msgspec.json.encode(value)
+
+
+async def record_revision(
+    conn: asyncpg.Connection,
+    record: RecordTable,
+    record_id: UUID,
+    operation: Operation,
+    *,
+    actor: str,
+    api_key_id: UUID | None = None,
+) -> bytes:
+    """Store the record's current version as a revision (and change-feed entry); return its
+    document. Must be the last statement of the write's transaction: it takes the change-feed
+    lock (see the ``revisions`` table), held until commit."""
+    table, doc = record.table, record.document_function
+    data: bytes = await conn.fetchval(
+        f"""
+        INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
+        SELECT $1, r.id, r.version, $3, {doc}(r), $4, $5 FROM {table} r WHERE r.id = $2
+        RETURNING data
+        """,
+        record.record_type,
+        record_id,
+        operation,
+        api_key_id,
+        actor,
+    )
+    return data
+
+
+def citation_rows(citations: list[Citation]) -> bytes:
+    return as_json([{"source_id": c.source_id, "quote": c.quote} for c in citations])
+
+
+# Inserts the citations in the jsonb array parameter `$n` for the owner column given.
+def insert_citations_sql(owner_column: str, owner_expr: str, param: str) -> str:
+    return f"""
+        INSERT INTO citations ({owner_column}, ordinal, source_id, quote)
+        SELECT {owner_expr}, t.ord, (t.e->>'source_id')::uuid, t.e->>'quote'
+          FROM jsonb_array_elements({param}::jsonb) WITH ORDINALITY AS t(e, ord)"""

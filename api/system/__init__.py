@@ -1,0 +1,1 @@
+"""Endpoints about the service itself: health probes, API docs, the explorer page."""

@@ -1,0 +1,42 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+
+from secevents.schemas.health import Health
+from secevents.server.http.errors import CONNECTION_ERRORS, RETRY_AFTER_SECONDS
+
+READY_TIMEOUT = 2.0
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get("/live", operation_id="health_live", summary="The process is up")
+    async def live(self) -> Response[Health]:
+        return Response(content=Health(status="ok"), headers=NO_STORE)
+
+    @get(
+        "/ready",
+        operation_id="health_ready",
+        summary="The service can answer requests (its database is reachable)",
+        responses={503: ResponseSpec(Health, description="The database is unreachable")},
+    )
+    async def ready(self, state: State) -> Response[Health]:
+        pool: asyncpg.Pool = state.pool
+        try:
+            async with pool.acquire(timeout=READY_TIMEOUT) as conn:
+                await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+            return Response(
+                content=Health(status="unavailable", database="unavailable"),
+                status_code=503,
+                headers={**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS},
+            )
+        return Response(content=Health(status="ok", database="ok"), headers=NO_STORE)

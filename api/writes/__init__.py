@@ -1,0 +1,1 @@
+"""The write flows every resource shares: idempotency, references, create/update/delete."""

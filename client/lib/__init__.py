@@ -1,0 +1,1 @@
+"""Hand-written SDK extensions: the generator (openapi/generate.py) never writes here."""

@@ -1,0 +1,1 @@
+"""Data shipped with the package: the sample dataset (the seed article and its records)."""
