@@ -19,11 +19,11 @@ from secevents.server import db, resources
 from secevents.server.changes.controller import ChangeController
 from secevents.server.exports.controller import export_router
 from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
-from secevents.server.http.bodies import validate_body_strictly
+from secevents.server.http.bodies import decode_body
 from secevents.server.http.dependencies import provide_connection, provide_settings
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
-from secevents.server.http.middleware import OptionsAllowMiddleware, RequestIdMiddleware
+from secevents.server.http.middleware import LastResortMiddleware, OptionsAllowMiddleware, RequestIdMiddleware
 from secevents.server.http.msgpack import MsgpackMiddleware
 from secevents.server.http.observability import (
     AccessLogMiddleware,
@@ -92,9 +92,10 @@ def openapi_config() -> OpenAPIConfig:
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
-    """Before every handler: no undeclared query parameter, no body that only fits by coercion."""
+    """Before every handler (after routing and authentication): no undeclared query parameter;
+    the body read within the route's limit and decoded strictly (JSON or MessagePack)."""
     await reject_unknown_query_parameters(request)
-    await validate_body_strictly(request)
+    await decode_body(request)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -153,8 +154,8 @@ def create_app(settings: Settings) -> Litestar:
         ),
         debug=settings.api.debug,
     )
-    # MessagePack in and out for every endpoint; innermost, so body limits see the raw bytes.
-    app.asgi_handler = MsgpackMiddleware(app.asgi_handler, settings.api.max_import_bytes)
+    # MessagePack answers for every endpoint (request bodies: `decode_body`, after auth).
+    app.asgi_handler = MsgpackMiddleware(app.asgi_handler)
     without_generated_examples(app)
     _harden(app, settings)
     add_write_links(app)
@@ -166,7 +167,7 @@ def _harden(app: Litestar, settings: Settings) -> None:
     refused before routing included — so it wraps Litestar's whole handler (router and
     exception handling), not each route as ``middleware=[...]`` would. Outermost first: the
     request id, then the access log and metrics (which see the final status), the security
-    headers, the limits."""
+    headers, a problem+json 500 for anything that escapes the rest, the limits."""
     metrics = Metrics() if settings.api.metrics_enabled else None
     if metrics is not None:
         app.state.metrics = metrics
@@ -175,7 +176,9 @@ def _harden(app: Litestar, settings: Settings) -> None:
     app.asgi_handler = RequestIdMiddleware(
         AccessLogMiddleware(
             SecurityHeadersMiddleware(
-                RequestLimitsMiddleware(OptionsAllowMiddleware(app.asgi_handler, app), settings.api)
+                LastResortMiddleware(
+                    RequestLimitsMiddleware(OptionsAllowMiddleware(app.asgi_handler, app), settings.api)
+                )
             ),
             metrics,
         )

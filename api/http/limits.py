@@ -29,7 +29,7 @@ def problem_message(
     status: int,
     code: str,
     title: str,
-    detail: str,
+    detail: str | None,
     errors: list[FieldError] | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[Message, Message]:

@@ -1,7 +1,9 @@
-"""ASGI middleware: the request id, in and out; the `Allow` header of OPTIONS."""
+"""ASGI middleware: the request id, in and out; the `Allow` header of OPTIONS; a problem+json 500
+for whatever escapes every other handler."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
@@ -9,6 +11,10 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from secevents.server.http.limits import problem_message
+
+log = logging.getLogger("secevents.errors")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -83,3 +89,36 @@ class OptionsAllowMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_allow)
+
+
+class LastResortMiddleware:
+    """An exception that escapes Litestar's handlers and the middleware inside this one (they
+    answer their own errors; this is for what none of them foresaw) becomes a logged 500
+    problem+json — with the security headers and request id of every other answer — instead of
+    the HTTP server's bare text/plain 500. Once a response has started it can only be cut off."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        except Exception:
+            log.exception("unhandled error outside the handlers on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            for message in problem_message(
+                scope, status=500, code="internal_error", title="Internal server error", detail=None
+            ):
+                await send(message)

@@ -1,8 +1,8 @@
-"""MessagePack on every endpoint, as an ASGI middleware around the whole app.
+"""MessagePack answers on every endpoint, as an ASGI middleware around the whole app.
 
-- A request body sent as ``Content-Type: application/msgpack`` is decoded and handed on as the
-  equivalent JSON, so handlers, validation and error reports are the JSON ones. A body that is
-  not valid MessagePack (or holds what JSON cannot: binary, non-string keys…) is a 400.
+- A request body sent as ``Content-Type: application/msgpack`` is decoded like a JSON one, after
+  routing and authentication and within the route's body limit, by
+  :mod:`secevents.server.http.bodies` (not here, before any of those checks).
 - A response in JSON (``application/json`` or ``application/problem+json``) is re-encoded as
   ``application/msgpack`` when the client's ``Accept`` prefers MessagePack to JSON (higher
   q-value, or equal and more specific). Responses already in MessagePack (reads negotiate it
@@ -19,8 +19,6 @@ from typing import Any
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
-
-from secevents.schemas.problems import FieldError, Problem
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
@@ -87,9 +85,12 @@ def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
 
 
 class MsgpackMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """Answers in MessagePack when ``Accept`` prefers it; adds ``Vary: Accept``. Request bodies
+    are not touched here: they are decoded after routing and authentication, within the
+    route's body limit (:mod:`secevents.server.http.bodies`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -97,55 +98,7 @@ class MsgpackMiddleware:
             return
         accept = _header(scope, b"accept")
         answer_msgpack = prefers_msgpack(accept.decode("latin-1") if accept else None)
-        respond = _MsgpackSender(send) if answer_msgpack else _VarySender(send)
-        content_type = _header(scope, b"content-type")
-        if content_type is not None and _media_type(content_type) in MSGPACK_TYPES:
-            body = await self._read_body(receive)
-            if body is None:
-                await _problem(respond, 413, "payload_too_large", "Request body too large", None)
-                return
-            try:
-                json_body = msgspec.json.encode(msgspec.msgpack.decode(body))
-            except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError) as exc:
-                await _problem(
-                    respond, 400, "invalid_body", "Invalid request body", f"not valid MessagePack: {exc}"
-                )
-                return
-            scope = dict(scope)  # type: ignore[assignment]
-            scope["headers"] = [
-                (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
-            ] + [(b"content-type", b"application/json"), (b"content-length", str(len(json_body)).encode())]
-            receive = _replay(json_body)
-        await self.app(scope, receive, respond)
-
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
+        await self.app(scope, receive, _MsgpackSender(send) if answer_msgpack else _VarySender(send))
 
 
 class _VarySender:
@@ -209,20 +162,6 @@ class _MsgpackSender:
         start: Any = {**self.start, "headers": _with_vary(headers)}
         await self.send(start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _problem(send: Send, status: int, code: str, title: str, detail: str | None) -> None:
-    problem = Problem(
-        title=title,
-        status=status,
-        code=code,
-        detail=detail,
-        errors=[FieldError(field="body", message=detail)] if detail else None,
-    )
-    body = msgspec.json.encode(problem)
-    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def add_msgpack_media_types(spec: dict[str, Any]) -> dict[str, Any]:
