@@ -118,6 +118,12 @@ class ApiSettings:
     """``SECEVENTS_RATE_LIMIT_ANONYMOUS``: requests per window per client IP without a key."""
     rate_limit_window_seconds: int = 60
     """``SECEVENTS_RATE_LIMIT_WINDOW_SECONDS``: length of a rate-limit window (0 turns limits off)."""
+    auth_failure_limit: int = 20
+    """``SECEVENTS_AUTH_FAILURE_LIMIT``: failed authentications (malformed, unknown, wrong or
+    revoked keys) per client IP and window; beyond it every keyed request of that IP is a 429
+    without a key lookup until the window ends (0 turns the budget off)."""
+    auth_failure_window_seconds: int = 300
+    """``SECEVENTS_AUTH_FAILURE_WINDOW_SECONDS``: the failure budget's window."""
     cors_origins: tuple[str, ...] = ()
     """``SECEVENTS_CORS_ORIGINS`` (comma-separated): origins allowed cross-origin; empty → CORS off."""
     max_query_string_bytes: int = 4096
@@ -151,6 +157,10 @@ class ApiSettings:
             rate_limit_anonymous=_int(env, "SECEVENTS_RATE_LIMIT_ANONYMOUS", d.rate_limit_anonymous),
             rate_limit_window_seconds=_int(
                 env, "SECEVENTS_RATE_LIMIT_WINDOW_SECONDS", d.rate_limit_window_seconds
+            ),
+            auth_failure_limit=_int(env, "SECEVENTS_AUTH_FAILURE_LIMIT", d.auth_failure_limit),
+            auth_failure_window_seconds=_int(
+                env, "SECEVENTS_AUTH_FAILURE_WINDOW_SECONDS", d.auth_failure_window_seconds
             ),
             cors_origins=origins,
             max_query_string_bytes=_int(env, "SECEVENTS_MAX_QUERY_STRING_BYTES", d.max_query_string_bytes),

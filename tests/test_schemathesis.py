@@ -321,8 +321,9 @@ async def fuzzed_app(server_url: str, template_database: str) -> AsyncIterator[T
         key = (await auth.create_key(conn, name="schemathesis", scopes=["admin"])).key
     finally:
         await conn.close()
-    # Without the rate limit (hundreds of requests a second), otherwise as served.
-    Target.app = create_app(make_settings(url, rate_limit_window_seconds=0))
+    # Without the rate limit (hundreds of requests a second) and the failed-authentication
+    # budget (`ignored_auth` sends wrong credentials on purpose), otherwise as served.
+    Target.app = create_app(make_settings(url, rate_limit_window_seconds=0, auth_failure_limit=0))
     Target.key = key
     # Also where checks make requests of their own (e.g. fetching a record after its 201).
     schema.app = Target.app

@@ -13,6 +13,12 @@ Rate limits are fixed windows per key (or per client IP without a key), counted 
 ``REDIS_URL`` is set so that every worker shares them, else in the process. Responses carry
 ``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers); a 429 adds
 ``Retry-After``.
+
+Failed authentication is not free: each failure (a malformed header, an unknown, wrong or
+revoked key) is counted against the client IP's failure budget (``auth_failure_limit`` per
+``auth_failure_window_seconds``) and against its anonymous quota. Once the budget is spent,
+every request of that IP that presents a key answers 429 before the key is looked up, until the
+window ends: guessing keys costs the guesser a window, not the database a lookup.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from secevents.schemas.keys import ApiKeyCreated, ApiKeyInfo
-from secevents.server.http.errors import Forbidden, RateLimited, Unauthorized
+from secevents.server.http.errors import DomainError, Forbidden, RateLimited, Unauthorized
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.auth")
@@ -187,6 +193,10 @@ class RateLimiter(Protocol):
         """Count a request in the current window of ``identity``; return the count so far."""
         ...
 
+    async def peek(self, identity: str, window: int) -> int:
+        """The count so far in the current window of ``identity``, without counting."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -203,6 +213,9 @@ class MemoryRateLimiter:
         count = self._counts.get((identity, current), 0) + 1
         self._counts[identity, current] = count
         return count
+
+    async def peek(self, identity: str, window: int) -> int:
+        return self._counts.get((identity, int(time.time()) // window), 0)
 
     async def close(self) -> None:
         self._counts.clear()
@@ -236,6 +249,15 @@ class RedisRateLimiter:
             return 0
         return int(count)
 
+    async def peek(self, identity: str, window: int) -> int:
+        current = int(time.time()) // window
+        try:
+            count = await self._redis.get(f"secevents:rl:{identity}:{current}")
+        except Exception as exc:  # any Redis failure: fail open
+            log.warning("rate limiter unavailable, not limiting: %r", exc)
+            return 0
+        return int(count or 0)
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -260,6 +282,49 @@ async def count_request(
     used = await limiter.hit(identity, limit, window)
     resets_in = window - int(time.time()) % window
     return Quota(policy=policy, limit=limit, window=window, used=used, resets_in=resets_in)
+
+
+_FAILURES = "auth-failures"
+
+
+async def failure_budget_spent(limiter: RateLimiter, settings: Settings, client_ip: str) -> Quota | None:
+    """The IP's failure quota when its budget is spent (this request would exceed it), else None."""
+    limit, window = settings.api.auth_failure_limit, settings.api.auth_failure_window_seconds
+    if limit <= 0 or window <= 0:
+        return None
+    used = await limiter.peek(f"{_FAILURES}:{client_ip}", window) + 1
+    if used <= limit:
+        return None
+    resets_in = window - int(time.time()) % window
+    return Quota(policy=_FAILURES, limit=limit, window=window, used=used, resets_in=resets_in)
+
+
+async def count_failure(
+    limiter: RateLimiter, settings: Settings, client_ip: str, failure: Unauthorized
+) -> DomainError:
+    """Charge a failed authentication to the IP's failure budget and anonymous quota; the error
+    to answer with — the 401, or a 429 when either is now spent."""
+    quotas = [await count_request(limiter, settings, ANONYMOUS, client_ip)]
+    limit, window = settings.api.auth_failure_limit, settings.api.auth_failure_window_seconds
+    if limit > 0 and window > 0:
+        used = await limiter.hit(f"{_FAILURES}:{client_ip}", limit, window)
+        resets_in = window - int(time.time()) % window
+        quotas.append(Quota(policy=_FAILURES, limit=limit, window=window, used=used, resets_in=resets_in))
+    for quota in quotas:
+        if quota is not None and quota.exceeded:
+            return _rate_limited(quota)
+    anonymous = quotas[0]
+    if anonymous is not None:
+        failure.headers.update(anonymous.headers())
+    return failure
+
+
+def _rate_limited(quota: Quota) -> RateLimited:
+    what = "failed authentications" if quota.policy == _FAILURES else "requests"
+    return RateLimited(
+        f"Rate limit of {quota.limit} {what} per {quota.window} s exceeded; retry in {quota.resets_in} s.",
+        headers=quota.headers(),
+    )
 
 
 # --- the middleware ---------------------------------------------------------------------------
@@ -296,17 +361,14 @@ class AuthMiddleware:
             return
         state = scope["app"].state
         settings: Settings = state.settings
-        token = _bearer_token(scope)
-        principal = ANONYMOUS if token is None else await principal_for_key(state.pool, token)
+        limiter: RateLimiter = state.rate_limiter
         client = scope.get("client")
-        quota = await count_request(state.rate_limiter, settings, principal, client[0] if client else "-")
+        client_ip = client[0] if client else "-"
+        principal = await _authenticate(scope, state.pool, limiter, settings, client_ip)
+        quota = await count_request(limiter, settings, principal, client_ip)
         headers = quota.headers() if quota is not None else {}
         if quota is not None and quota.exceeded:
-            raise RateLimited(
-                f"Rate limit of {quota.limit} requests per {quota.window} s exceeded; "
-                f"retry in {quota.resets_in} s.",
-                headers=headers,
-            )
+            raise _rate_limited(quota)
         _check_scope(scope, settings, principal)
         scope.setdefault("state", {})["principal"] = principal
         if not headers:
@@ -320,6 +382,22 @@ class AuthMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_quota)
+
+
+async def _authenticate(
+    scope: Scope, pool: asyncpg.Pool, limiter: RateLimiter, settings: Settings, client_ip: str
+) -> Principal:
+    """The caller; a key is looked up only while the IP's failure budget lasts."""
+    try:
+        token = _bearer_token(scope)
+        if token is None:
+            return ANONYMOUS
+        spent = await failure_budget_spent(limiter, settings, client_ip)
+        if spent is not None:
+            raise _rate_limited(spent)
+        return await principal_for_key(pool, token)
+    except Unauthorized as failure:
+        raise await count_failure(limiter, settings, client_ip, failure) from None
 
 
 def _check_scope(scope: Scope, settings: Settings, principal: Principal) -> None:
