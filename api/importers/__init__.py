@@ -51,6 +51,15 @@ class ImportFailed(Exception):
         return "\n".join(lines)
 
 
+def not_utf8(raw: bytes) -> str:
+    """What is wrong with a line that is not valid UTF-8: the first bad byte and its column."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+    return "not valid UTF-8"
+
+
 class UnknownLayout(ImportFailed):
     """The file is not in a layout the importer knows."""
 

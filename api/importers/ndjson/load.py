@@ -15,7 +15,7 @@ from secevents.schemas.imports import (
     ImportResult,
     StatementImport,
 )
-from secevents.server.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, documents
+from secevents.server.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, documents, not_utf8
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
 from secevents.server.importers.ndjson.rows import (
     _STAGERS,
@@ -94,6 +94,9 @@ async def import_lines(
                 continue
             except msgspec.DecodeError as exc:
                 errors.add(LineError(number, None, f"not valid JSON: {exc}"))
+                continue
+            except UnicodeDecodeError:
+                errors.add(LineError(number, None, not_utf8(raw)))
                 continue
             if errors:
                 continue  # keep validating, stop staging: nothing will be written

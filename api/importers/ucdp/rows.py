@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from secevents.server.importers.ucdp.vocabulary import (
     TYPE_LABELS,
     Progress,
 )
+
+# Bytes that are not UTF-8, as ``surrogateescape`` decoding reads them.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,9 @@ class RowMapper:
         errors: list[tuple[str, str]] = []
         if any("\x00" in value for value in row.values()):
             return [("row", "contains a NUL character")]
+        undecodable = _not_utf8(row)
+        if undecodable:
+            return undecodable
         ged_id = _int(row["id"], "id", errors, low=1)
         violence = _int(row["type_of_violence"], "type_of_violence", errors)
         if violence is not None and violence not in INCIDENT_TYPES:
@@ -275,6 +282,16 @@ class RowMapper:
         )
 
 
+def _not_utf8(row: dict[str, str]) -> list[tuple[str, str]]:
+    """The columns holding bytes that are not UTF-8 (read as lone surrogates, see
+    :func:`iterate_rows`), each with its first bad byte."""
+    errors = []
+    for column, value in row.items():
+        if not value.isascii() and (bad := _UNDECODABLE.search(value)) is not None:
+            errors.append((column, f"not valid UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x}"))
+    return errors
+
+
 def _summary(ged_id: int, violence: int, row: dict[str, str], notes: list[str]) -> str:
     parts = [f"{TYPE_LABELS[violence]} (UCDP GED event {ged_id}, conflict “{row['conflict_name'].strip()}”)."]
     if row["where_description"].strip():
@@ -320,6 +337,9 @@ def _breakdown(violence: int, row: dict[str, str], deaths: dict[str, int | None]
 def detect_layout(header: list[str]) -> str:
     """The layout name for a header row, or :class:`UnknownLayout`."""
     columns = tuple(c.strip().lstrip("\ufeff") for c in header)
+    undecodable = _not_utf8({str(i): column for i, column in enumerate(columns)})
+    if undecodable:
+        raise UnknownLayout("the header row is not valid UTF-8", [LineError(1, None, undecodable[0][1])])
     layout = LAYOUTS.get(columns)
     if layout is not None:
         return layout
@@ -346,9 +366,11 @@ def iterate_rows(
     """Staging tuples of the valid rows; rejects go to ``errors`` with their physical line.
 
     ``csv.reader.line_num`` counts physical lines (quoted fields hold line breaks), so a row
-    starts on the line after the previous row ended.
+    starts on the line after the previous row ended. Bytes that are not UTF-8 are read as lone
+    surrogates (``surrogateescape``) and rejected by the row that holds them: a decoding error
+    raised by the reader would name the line its 8 KiB chunk began on, and stop at the first.
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
@@ -381,6 +403,3 @@ def iterate_rows(
     except csv.Error as exc:
         errors.add(LineError(previous_end + 1, None, f"malformed CSV: {exc}"))
         raise ImportFailed(f"{summary.path}: malformed CSV", errors.errors, errors.total) from None
-    except UnicodeDecodeError:
-        errors.add(LineError(reader.line_num + 1, None, "not valid UTF-8"))
-        raise ImportFailed(f"{summary.path}: not valid UTF-8", errors.errors, errors.total) from None
