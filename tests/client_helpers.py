@@ -23,7 +23,7 @@ from secevents.schemas.organisations import OrganisationCreate
 from secevents.schemas.sources import Source, SourceCreate
 from secevents.schemas.statements import ClaimIn, FigureIn, StatementCreate
 
-SERVER_START_TIMEOUT = 30.0
+SERVER_STOP_TIMEOUT = 30.0
 
 
 @contextlib.contextmanager
@@ -38,16 +38,16 @@ def serve(app: Litestar) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    # However long starting takes on a loaded machine (the test's timeout is the only clock).
     while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+        if not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(SERVER_START_TIMEOUT)
+        thread.join(SERVER_STOP_TIMEOUT)
         sock.close()
 
 

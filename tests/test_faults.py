@@ -34,7 +34,8 @@ from tests.writing import incident_body
 # Held by the change-feed trigger while a write's revision is stored (migration 0001): a test
 # that holds it keeps a write in flight, inside its transaction, for as long as it wants.
 CHANGE_FEED_LOCK = 7361029384756
-CLIENT_TIMEOUT = 30.0  # a request that hangs fails the test instead of passing by accident
+CLIENT_TIMEOUT = 60.0  # a request that hangs fails the test instead of passing by accident
+POOL_MAX_SIZE = 4
 
 
 @dataclass
@@ -65,7 +66,9 @@ async def app_over_own_postgres() -> AsyncIterator[Outage]:
     with tempfile.TemporaryDirectory(prefix="secevents-faults-", dir="/tmp") as tmp:
         data_dir = Path(tmp) / "pg"
         settings = Settings(
-            database=DatabaseSettings(url=None, embedded_dir=data_dir, pool_min_size=2, pool_max_size=4),
+            database=DatabaseSettings(
+                url=None, embedded_dir=data_dir, pool_min_size=2, pool_max_size=POOL_MAX_SIZE
+            ),
             api=ApiSettings(cursor_secret=b"faults", rate_limit_window_seconds=0),
         )
         app = create_app(settings)
@@ -111,7 +114,10 @@ def assert_unavailable(response: httpx.Response) -> None:
 async def test_outage_while_requests_flow(tmp_path: Path) -> None:
     async with app_over_own_postgres() as outage:
         client = outage.client
-        results: list[tuple[str, httpx.Response]] = []
+        # Each answer with the phases its request started and ended in. Only a request that
+        # started and ended within one phase says something about that phase: one that spanned
+        # a change (sent just before the stop, answered after it) may get either answer.
+        results: list[tuple[str, str, httpx.Response]] = []
         phase = "before"
         stop_flow = asyncio.Event()
 
@@ -119,34 +125,37 @@ async def test_outage_while_requests_flow(tmp_path: Path) -> None:
             while not stop_flow.is_set():
                 started_in = phase
                 response = await client.get("/v1/incidents?limit=5")
-                # A request that was in flight while the phase changed (e.g. started just before
-                # the stop, answered after it) belongs to neither phase: 200 or 503 are both right.
-                results.append((started_in if phase == started_in else "changing", response))
+                results.append((started_in, phase, response))
                 await asyncio.sleep(0.01)
+
+        def answered_within(p: str) -> list[int]:
+            return [r.status_code for started, ended, r in results if started == ended == p]
 
         conn = await asyncpg.connect(outage.url)
         await db.init_connection(conn)
         body = await incident_body(conn, title="Sent during the outage")
         await conn.close()
         readers = [asyncio.create_task(reader()) for _ in range(4)]
-        await until(lambda: any(p == "before" for p, _ in results))
+        await until(lambda: answered_within("before"))
 
-        phase = "stopping"  # requests in flight now may meet the shutdown: 200 or 503
+        phase = "stopping"
         await outage.stop()
         phase = "down"
-        # Requests that start while the database is down: each answered at once with a 503.
+        # Requests that start while the database is down: each answered with a 503.
         ready = await client.get("/health/ready")
         assert ready.status_code == 503 and ready.headers["retry-after"]
         assert ready.json() == {"status": "unavailable", "database": "unavailable"}
         direct = [await client.get("/v1/incidents"), await client.get(f"/v1/incidents/{uuid.uuid4()}")]
         write = await client.post("/v1/incidents", json=body, headers=outage.write_headers("k-down"))
-        await until(lambda: sum(p == "down" for p, _ in results) >= 20)
+        await until(lambda: len(answered_within("down")) >= 20)
 
-        phase = "restarting"  # requests from here on may be served again
+        phase = "restarting"
         await outage.start()
         await outage.wait_ready()
         phase = "after"
-        await until(lambda: sum(p == "after" for p, _ in results) >= 40)
+        # Recovered by itself: the readers, which never stopped, are served again — the test's
+        # own timeout is the only clock.
+        await until(lambda: answered_within("after")[-20:] == [200] * 20)
         stop_flow.set()
         await asyncio.gather(*readers)
 
@@ -154,31 +163,35 @@ async def test_outage_while_requests_flow(tmp_path: Path) -> None:
             assert_unavailable(response)
         assert_unavailable(write)
         assert (await count_incidents(outage.url, body["title"]))["incidents"] == 0
-        by_phase: dict[str, list[int]] = {}
-        for p, response in results:
-            by_phase.setdefault(p, []).append(response.status_code)
+        for _, _, response in results:
             # Never a 500, never anything but data or "retry later".
-            assert response.status_code in (200, 503), (p, response.text)
+            assert response.status_code in (200, 503), response.text
             if response.status_code == 503:
                 assert_unavailable(response)
-        assert set(by_phase["before"]) == {200}
-        assert set(by_phase["down"]) == {503}
-        # Recovered by itself: once ready again, every request is served.
-        assert set(by_phase["after"]) == {200}
+        assert set(answered_within("before")) == {200}
+        assert set(answered_within("down")) == {503}
+        # Once ready, a pooled connection that died in the outage may cost one request a 503
+        # when it is first used again; then it is replaced.
+        assert answered_within("after").count(503) <= POOL_MAX_SIZE
 
 
 async def test_pooled_connections_that_died_are_replaced(tmp_path: Path) -> None:
     async with app_over_own_postgres() as outage:
         client = outage.client
         # Open every pooled connection, so all of them die in the restart.
-        await asyncio.gather(*(client.get("/v1/incidents") for _ in range(8)))
+        await asyncio.gather(*(client.get("/v1/incidents") for _ in range(2 * POOL_MAX_SIZE)))
         await outage.stop()
         await outage.start()
-        statuses = [(await client.get("/v1/incidents")).status_code for _ in range(12)]
+        statuses: list[int] = []
+
+        async def served_again() -> bool:
+            statuses.append((await client.get("/v1/incidents")).status_code)
+            return statuses[-4:] == [200] * 4
+
+        await until(served_again, interval=0)
         # A connection that died may cost one request a 503 (never a 500); then it is replaced.
         assert set(statuses) <= {200, 503}
-        assert statuses[-4:] == [200, 200, 200, 200]
-        assert statuses.count(503) <= 4  # at most one per pooled connection
+        assert statuses.count(503) <= POOL_MAX_SIZE
 
 
 async def count_incidents(url: str, title: str) -> dict[str, Any]:
@@ -219,31 +232,45 @@ async def test_write_in_flight_when_the_database_dies(tmp_path: Path) -> None:
             ),
         )
 
-        await outage.stop()  # kills the write's connection (and the lock holder's)
-        failed = await first
-        assert_unavailable(failed)
+        # The fast shutdown kills the write's connection and the lock holder's. Which goes first
+        # is up to the server: when the holder's goes first, the write gets the lock and may
+        # commit before its own connection is killed, so the write either committed (201, or a
+        # 503 whose commit acknowledgement was lost) or left nothing at all.
+        await outage.stop()
+        answered = await first
+        assert answered.status_code in (201, 503), answered.text
+        if answered.status_code == 503:
+            assert_unavailable(answered)
         await outage.start()
         await outage.wait_ready()
-        # Nothing of the write survived: its transaction was never committed.
-        assert await count_incidents(outage.url, body["title"]) == {
-            "incidents": 0,
-            "participants": 0,
-            "citations": 0,
-            "revisions": 0,
-        }
+        survived = await count_incidents(outage.url, body["title"])
+        assert survived in (NOTHING, whole(body))  # never half a write
+        if answered.status_code == 201:
+            assert survived == whole(body)  # an acknowledged write is never lost
 
-        # The client retries with the same key, twice: one record, whole.
+        # The client retries with the same key, twice: one record, whole — the one acknowledged
+        # before, if any.
         retried = await post_retrying(client, "/v1/incidents", body, headers)
         assert retried.status_code == 201, retried.text
         again = await post_retrying(client, "/v1/incidents", body, headers)
         assert again.status_code == 201
         assert again.json()["id"] == retried.json()["id"]
-        assert await count_incidents(outage.url, body["title"]) == {
-            "incidents": 1,
-            "participants": len(body["participants"]),
-            "citations": len(body["citations"]),
-            "revisions": 1,
-        }
+        if answered.status_code == 201:
+            assert retried.json()["id"] == answered.json()["id"]
+        assert await count_incidents(outage.url, body["title"]) == whole(body)
+
+
+NOTHING = {"incidents": 0, "participants": 0, "citations": 0, "revisions": 0}
+
+
+def whole(body: dict[str, Any]) -> dict[str, int]:
+    """What ``count_incidents`` finds once the write ``body`` is stored, all of it."""
+    return {
+        "incidents": 1,
+        "participants": len(body["participants"]),
+        "citations": len(body["citations"]),
+        "revisions": 1,
+    }
 
 
 async def test_write_committed_before_the_database_died_is_replayed(tmp_path: Path) -> None:

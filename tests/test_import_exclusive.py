@@ -17,7 +17,7 @@ from secevents.server import db
 from secevents.server.cli import main as cli
 from secevents.server.importers import ImportFailed, exclusive, ndjson, ucdp
 from tests.conftest import make_settings
-from tests.support import assert_problem, serve, with_database
+from tests.support import assert_problem, serve, until, with_database
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"
 
@@ -137,6 +137,13 @@ async def test_busy_tables_make_an_exclusive_import_fail_cleanly(
     assert await schema(conn) == before
 
 
+async def waiting_on_a_lock(observer: asyncpg.Connection, pid: int) -> bool:
+    waiting: bool = await observer.fetchval(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+    )
+    return waiting
+
+
 async def test_api_reads_wait_for_an_exclusive_import_and_then_see_all_of_it(
     database_url: str, conn: asyncpg.Connection
 ) -> None:
@@ -152,8 +159,11 @@ async def test_api_reads_wait_for_an_exclusive_import_and_then_see_all_of_it(
             " 'day', 'PK', 'country' FROM generate_series(1, 50) g"
         )
         read = asyncio.create_task(conn.fetchval("SELECT count(*) FROM incidents"))
-        await asyncio.sleep(0.3)
-        assert not read.done()  # waiting on the lock, not reading half an import
+        # The read waits on the import's lock (seen from a third connection) instead of
+        # reading half an import.
+        async with db.connect(database_url) as observer:
+            await until(lambda: waiting_on_a_lock(observer, conn.get_server_pid()))
+        assert not read.done()
     assert await read == before + 50
 
 

@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 
 from secevents.server import db
+from tests.support import until
 
 TABLES = {
     "sources",
@@ -95,6 +96,13 @@ async def test_quote_must_be_in_source_text(conn: asyncpg.Connection) -> None:
         raise AssertionError("a quote absent from the source text was accepted")
 
 
+async def waiting_for_the_lock(observer: asyncpg.Connection, pid: int) -> bool:
+    waiting: bool = await observer.fetchval(
+        "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND NOT granted", pid
+    )
+    return waiting
+
+
 async def test_change_feed_sequence_follows_commit_order(database_url: str) -> None:
     """A transaction that inserts a revision first but commits last still gets the larger seq."""
     first = await asyncpg.connect(database_url)
@@ -110,7 +118,7 @@ async def test_change_feed_sequence_follows_commit_order(database_url: str) -> N
         seq_first = await first.fetchval(insert, record_id, 1000, data)
         # The second writer blocks on the change-feed lock until the first commits.
         blocked = asyncio.ensure_future(second.fetchval(insert, record_id, 1001, data))
-        await asyncio.sleep(0.2)
+        await until(lambda: waiting_for_the_lock(first, second.get_server_pid()))
         assert not blocked.done()
         await slow.commit()
         seq_second = await blocked
