@@ -13,102 +13,25 @@ connection dies is committed whole or not at all, and retrying it with the same
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 
 from secevents.server import db
-from secevents.server.app import create_app
-from secevents.server.http import auth
-from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
+from tests.own_postgres import (
+    CHANGE_FEED_LOCK,
+    NOTHING,
+    POOL_MAX_SIZE,
+    app_over_own_postgres,
+    assert_unavailable,
+    count_incidents,
+    post_retrying,
+    whole,
+)
 from tests.support import until
 from tests.writing import incident_body
-
-# Held by the change-feed trigger while a write's revision is stored (migration 0001): a test
-# that holds it keeps a write in flight, inside its transaction, for as long as it wants.
-CHANGE_FEED_LOCK = 7361029384756
-CLIENT_TIMEOUT = 60.0  # a request that hangs fails the test instead of passing by accident
-POOL_MAX_SIZE = 4
-
-
-@dataclass
-class Outage:
-    client: httpx.AsyncClient
-    server: db.EmbeddedPostgres
-    url: str
-    write_key: str
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.server.pause)
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.server.resume)
-
-    async def wait_ready(self) -> None:
-        async def ready() -> bool:
-            return (await self.client.get("/health/ready")).status_code == 200
-
-        await until(ready, interval=0.05)
-
-    def write_headers(self, idempotency_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.write_key}", "Idempotency-Key": idempotency_key}
-
-
-@asynccontextmanager
-async def app_over_own_postgres() -> AsyncIterator[Outage]:
-    with tempfile.TemporaryDirectory(prefix="secevents-faults-", dir="/tmp") as tmp:
-        data_dir = Path(tmp) / "pg"
-        settings = Settings(
-            database=DatabaseSettings(
-                url=None, embedded_dir=data_dir, pool_min_size=2, pool_max_size=POOL_MAX_SIZE
-            ),
-            api=ApiSettings(cursor_secret=b"faults", rate_limit_window_seconds=0),
-        )
-        app = create_app(settings)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.lifespan(),
-            httpx.AsyncClient(
-                transport=transport,
-                base_url="http://faults.local",
-                timeout=CLIENT_TIMEOUT,
-            ) as client,
-        ):
-            # A second handle on the server the app started, to stop and restart it.
-            server = db.EmbeddedPostgres(data_dir)
-            url = await asyncio.to_thread(server.start)
-            conn = await asyncpg.connect(url)
-            try:
-                write_key = (await auth.create_key(conn, name="faults", scopes=["write"])).key
-            finally:
-                await conn.close()
-            yield Outage(client, server, url, write_key)
-
-
-async def post_retrying(
-    client: httpx.AsyncClient, url: str, body: Any, headers: dict[str, str]
-) -> httpx.Response:
-    """POST as a well-behaved client does: again, with the same Idempotency-Key, while the
-    answer is 503 (right after a restart a pooled connection may still turn out dead)."""
-    while True:
-        response = await client.post(url, json=body, headers=headers)
-        if response.status_code != 503:
-            return response
-        await asyncio.sleep(float(response.headers.get("retry-after", "0.1")) / 20)
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert int(response.headers["retry-after"]) > 0
-    assert response.json()["code"] in {"database_unavailable", "service_unavailable"}
 
 
 async def test_outage_while_requests_flow(tmp_path: Path) -> None:
@@ -194,27 +117,6 @@ async def test_pooled_connections_that_died_are_replaced(tmp_path: Path) -> None
         assert statuses.count(503) <= POOL_MAX_SIZE
 
 
-async def count_incidents(url: str, title: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(url)
-    try:
-        row = await conn.fetchrow(
-            """SELECT count(DISTINCT i.id) AS incidents,
-                      count(DISTINCT p.organisation_id) AS participants,
-                      count(DISTINCT c.id) AS citations,
-                      count(DISTINCT r.seq) AS revisions
-                 FROM incidents i
-                 LEFT JOIN incident_participants p ON p.incident_id = i.id
-                 LEFT JOIN citations c ON c.incident_id = i.id
-                 LEFT JOIN revisions r ON r.record_id = i.id
-                WHERE i.title = $1""",
-            title,
-        )
-        assert row is not None
-        return dict(row)
-    finally:
-        await conn.close()
-
-
 async def test_write_in_flight_when_the_database_dies(tmp_path: Path) -> None:
     async with app_over_own_postgres() as outage:
         client = outage.client
@@ -258,19 +160,6 @@ async def test_write_in_flight_when_the_database_dies(tmp_path: Path) -> None:
         if answered.status_code == 201:
             assert retried.json()["id"] == answered.json()["id"]
         assert await count_incidents(outage.url, body["title"]) == whole(body)
-
-
-NOTHING = {"incidents": 0, "participants": 0, "citations": 0, "revisions": 0}
-
-
-def whole(body: dict[str, Any]) -> dict[str, int]:
-    """What ``count_incidents`` finds once the write ``body`` is stored, all of it."""
-    return {
-        "incidents": 1,
-        "participants": len(body["participants"]),
-        "citations": len(body["citations"]),
-        "revisions": 1,
-    }
 
 
 async def test_write_committed_before_the_database_died_is_replayed(tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ async def test_api_reads_wait_for_an_exclusive_import_and_then_see_all_of_it(
 async def test_api_requests_during_an_exclusive_import_get_503_not_half_the_data(database_url: str) -> None:
     """Past the statement timeout a request waiting for the tables is a 503 with Retry-After;
     once the import commits, the API serves everything it wrote."""
-    settings = with_database(make_settings(database_url), statement_timeout_ms=300)
+    settings = with_database(make_settings(database_url), statement_timeout_ms=1000)
     async with serve(settings) as client, db.connect(database_url) as importer:
         async with importer.transaction(), exclusive.indexes_rebuilt(importer):
             await importer.execute(

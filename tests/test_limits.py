@@ -141,7 +141,7 @@ async def test_request_timeout_is_503_and_cancels_the_query(
 
 
 async def test_statement_timeout_is_503_and_counted(database_url: str) -> None:
-    settings = with_database(make_settings(database_url), statement_timeout_ms=100)
+    settings = with_database(make_settings(database_url), statement_timeout_ms=1000)
     async with serve(settings) as client:
         response = await client.get(f"{SLEEP_PATH}?seconds=5")
         assert_problem(response, 503, "statement_timeout")
