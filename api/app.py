@@ -125,7 +125,7 @@ def create_app(settings: Settings) -> Litestar:
             *(r.controller for r in resources.ALL),
             ChangeController,
             *REVISION_CONTROLLERS,
-            export_router(),
+            export_router(settings.api),
             ImportController,
         ],
         lifespan=[lifespan],

@@ -133,6 +133,19 @@ class ApiSettings:
     request_timeout: float = 30.0
     """``SECEVENTS_REQUEST_TIMEOUT``: seconds a request may take to start its response before a
     503 (streamed bodies, e.g. exports, are not cut once they have started)."""
+    max_exports: int = 4
+    """``SECEVENTS_MAX_EXPORTS``: exports streaming at once per worker (each holds a pooled
+    connection while it reads); beyond it a 503 with ``Retry-After``. Keep it below
+    ``SECEVENTS_POOL_MAX_SIZE`` so that exports never hold the whole pool."""
+    max_exports_per_client: int = 2
+    """``SECEVENTS_MAX_EXPORTS_PER_CLIENT``: exports at once per key (per IP without one) and
+    worker; beyond it a 429 with ``Retry-After``."""
+    export_stall_timeout: float = 30.0
+    """``SECEVENTS_EXPORT_STALL_TIMEOUT``: seconds an export waits for its client to take the next
+    chunk; then the response is cut off (and its connection and slot freed)."""
+    export_buffer_bytes: int = 4 * 1_048_576
+    """``SECEVENTS_EXPORT_BUFFER_BYTES``: how far an export reads ahead of its client; an export
+    smaller than this returns its connection to the pool before the client has read it."""
     log_format: str = "json"
     """``SECEVENTS_LOG_FORMAT``: ``json`` (one object a line) or ``text``."""
     metrics_enabled: bool = True
@@ -166,6 +179,10 @@ class ApiSettings:
             max_query_string_bytes=_int(env, "SECEVENTS_MAX_QUERY_STRING_BYTES", d.max_query_string_bytes),
             max_parameter_values=_int(env, "SECEVENTS_MAX_PARAMETER_VALUES", d.max_parameter_values),
             request_timeout=_float(env, "SECEVENTS_REQUEST_TIMEOUT", d.request_timeout),
+            max_exports=_int(env, "SECEVENTS_MAX_EXPORTS", d.max_exports),
+            max_exports_per_client=_int(env, "SECEVENTS_MAX_EXPORTS_PER_CLIENT", d.max_exports_per_client),
+            export_stall_timeout=_float(env, "SECEVENTS_EXPORT_STALL_TIMEOUT", d.export_stall_timeout),
+            export_buffer_bytes=_int(env, "SECEVENTS_EXPORT_BUFFER_BYTES", d.export_buffer_bytes),
             log_format=_log_format(env.get("SECEVENTS_LOG_FORMAT") or d.log_format),
             metrics_enabled=_bool(env, "SECEVENTS_METRICS", d.metrics_enabled),
             debug=_bool(env, "SECEVENTS_DEBUG", d.debug),

@@ -94,7 +94,14 @@ class StatementLine(RequestBase, tag_field="type", tag="statement", kw_only=True
     record: StatementImport
 
 
-ImportLine = SourceLine | OrganisationLine | IncidentLine | StatementLine
+class ExportCompleteLine(RequestBase, tag_field="type", tag="export_complete", kw_only=True):
+    """The last line of a complete NDJSON export: ``count`` records came before it (since the
+    previous such line, when exports are concatenated). An import checks the count."""
+
+    count: Annotated[int, Meta(ge=0)]
+
+
+ImportLine = SourceLine | OrganisationLine | IncidentLine | StatementLine | ExportCompleteLine
 """One line of an NDJSON import (and of an NDJSON export)."""
 
 

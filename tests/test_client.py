@@ -152,7 +152,9 @@ def test_every_operation_of_the_spec_through_the_sdk(
     with api.exports.incidents(country="PK", format="ndjson") as export:
         assert export.content_type.startswith("application/x-ndjson")
         exported = [json.loads(line) for line in export.iter_lines() if line]
-    assert str(incident.id) in {line["record"]["id"] for line in exported}
+    *records, trailer = exported
+    assert trailer == {"type": "export_complete", "count": len(records)}
+    assert str(incident.id) in {line["record"]["id"] for line in records}
     with api.exports.organisations(format="csv") as export:
         assert export.read().decode().splitlines()[0].startswith("id,")
     assert b'"type":"source"' in api.exports.sources(kind="news_article").read()

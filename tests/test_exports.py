@@ -104,13 +104,21 @@ async def test_ndjson_lines_are_import_envelopes(client: httpx.AsyncClient) -> N
     assert single.json() == first["record"]
 
 
+def _without_trailer(text: str) -> tuple[str, str]:
+    """A CSV export without its last line (``# export_complete: N records``), and that line."""
+    body, _, trailer = text.removesuffix("\r\n").rpartition("\r\n")
+    return body + "\r\n", trailer
+
+
 async def test_csv_parses_with_the_csv_module(
     client: httpx.AsyncClient, with_ucdp: asyncpg.Connection
 ) -> None:
     response = await _export(client, "incidents", "csv", country="PK")
     assert response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    body, trailer = _without_trailer(response.text)
+    rows = list(csv.DictReader(io.StringIO(body, newline="")))
     assert len(rows) == await with_ucdp.fetchval("SELECT count(*) FROM incidents WHERE country = 'PK'")
+    assert trailer == f"# export_complete: {len(rows)} records"
     assert {r["location_country"] for r in rows} == {"PK"}
     ucdp_row = next(r for r in rows if '"ucdp_ged_id"' in r["external_ids"])
     doc = json.loads(
@@ -122,7 +130,8 @@ async def test_csv_parses_with_the_csv_module(
     assert json.loads(ucdp_row["participants"]) == doc["participants"]
     assert ucdp_row["summary"] == doc["summary"]  # commas, quotes and line breaks survive
     for resource in ("organisations", "statements", "sources"):
-        parsed = list(csv.DictReader(io.StringIO((await _export(client, resource, "csv")).text, newline="")))
+        body, _ = _without_trailer((await _export(client, resource, "csv")).text)
+        parsed = list(csv.DictReader(io.StringIO(body, newline="")))
         assert parsed and all(row["id"] for row in parsed)
 
 
@@ -181,7 +190,9 @@ async def test_filters_and_unknown_parameters(
     response = await _export(
         client, "incidents", type="violence_against_civilians", occurred_after="2010-01-01"
     )
-    records = [json.loads(line)["record"] for line in response.content.splitlines()]
+    *lines, trailer = response.content.splitlines()
+    records = [json.loads(line)["record"] for line in lines]
+    assert json.loads(trailer) == {"type": "export_complete", "count": len(records)}
     expected = await with_ucdp.fetchval(
         "SELECT count(*) FROM incidents WHERE type = 'violence_against_civilians' AND occurred_start >= '2010-01-01'"
     )
@@ -189,7 +200,7 @@ async def test_filters_and_unknown_parameters(
     assert all(r["type"] == "violence_against_civilians" for r in records)
 
     empty = await _export(client, "incidents", country="ZZ")
-    assert empty.content == b""
+    assert empty.content == b'{"type":"export_complete","count":0}\n'  # nothing, completely
 
     for params in ({"bogus": "1"}, {"format": "xml"}, {"country": "Pakistan"}, {"country": ""}):
         bad = await client.get("/v1/exports/incidents", params=params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -15,10 +14,10 @@ from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from secevents.server import resources
-from secevents.server.exports import formats
-from secevents.server.http.errors import PROBLEM_RESPONSES, ServiceUnavailable
+from secevents.server.exports import formats, streaming
+from secevents.server.http.errors import PROBLEM_RESPONSES, ServiceUnavailable, problem
 from secevents.server.resources.base import Resource
-from secevents.server.settings import Settings
+from secevents.server.settings import ApiSettings, Settings
 
 FORMAT_DESCRIPTIONS = {
     "ndjson": "`ndjson` (the import format)",
@@ -33,6 +32,15 @@ def _format_parameter(choices: tuple[str, ...]) -> Any:
     description = ", ".join(named[:-1]) + (" or " if len(named) > 1 else "") + named[-1]
     return Annotated[Literal[choices], QueryParameter(name="format", description=description)]
 
+
+COMPLETENESS = (
+    "A complete export says so at its end: NDJSON with the line "
+    '`{"type":"export_complete","count":N}`, CSV with the line `# export_complete: N records`, '
+    "GeoJSON and STIX with the end of their JSON document. A response cut short (the client "
+    "stalled past `SECEVENTS_EXPORT_STALL_TIMEOUT`, or the database failed mid-stream) lacks it "
+    "and ends without the terminating chunk. Exports run at most a few at a time per client "
+    "(429 beyond) and per server (503 beyond), both with `Retry-After`."
+)
 
 DOWNLOAD_HEADERS = [
     ResponseHeader(
@@ -51,31 +59,31 @@ def _responses(description: str) -> dict[int, ResponseSpec]:
             "text/csv, application/geo+json, application/stix+json;version=2.1",
             media_type="application/x-ndjson",
         ),
+        429: problem("This client already runs as many exports as it may; retry after `Retry-After`"),
         **PROBLEM_RESPONSES,
     }
 
 
-async def _release_after(
-    pool: asyncpg.Pool, conn: asyncpg.Connection, chunks: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        await pool.release(conn)
-
-
 async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, filters: Any) -> Stream:
-    """The stream holds a connection of its own for as long as it runs (the request's pooled
-    connection is released when the handler returns, before the body is sent)."""
+    """The export, read ahead by a task of its own on a pooled connection that it returns when
+    the last row is read (:mod:`secevents.server.exports.streaming`). A connection that does not
+    become free in time is a 503 before anything is sent."""
     settings: Settings = request.app.state.settings
     pool: asyncpg.Pool = request.app.state.pool
     try:
         conn = await pool.acquire(timeout=settings.database.pool_acquire_timeout)
     except TimeoutError as exc:
         raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+    chunks = streaming.read_ahead(
+        request.scope,
+        pool,
+        conn,
+        formats.export(conn, resource, fmt, filters),
+        settings.api,
+        formats.FLUSH_BYTES,
+    )
     return Stream(
-        _release_after(pool, conn, formats.export(conn, resource, fmt, filters)),
+        chunks,
         media_type=formats.MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{formats.filename(resource, fmt)}"'},
     )
@@ -101,16 +109,20 @@ def _export_handler(resource: Resource) -> HTTPRouteHandler:
         f"/{resource.collection}",
         operation_id=f"export_{resource.collection}",
         summary=f"Export {resource.collection}",
-        description=f"Every {what} matching the list filters, in constant memory.",
+        description=f"Every {what} matching the list filters, in constant memory. {COMPLETENESS}",
         responses=_responses(f"The {resource.collection}"),
         response_headers=DOWNLOAD_HEADERS,
         dependencies={"filters": Provide(resource.provide_filters, sync_to_thread=False)},
     )(export)
 
 
-def export_router() -> Router:
+def export_router(settings: ApiSettings) -> Router:
+    """The export routes, behind the caps and stall bound of :func:`streaming.export_guard`."""
     return Router(
-        path="/v1/exports", route_handlers=[_export_handler(r) for r in resources.ALL], tags=["exports"]
+        path="/v1/exports",
+        route_handlers=[_export_handler(r) for r in resources.ALL],
+        tags=["exports"],
+        middleware=[streaming.export_guard(streaming.ExportSlots(settings))],
     )
 
 

@@ -2,10 +2,14 @@
 
 Memory stays flat whatever the number of rows: a cursor inside a transaction fetches
 :data:`FETCH_ROWS` rows at a time and each row is encoded and handed on before the next batch.
+Every format ends with something that says the export is complete (a trailer line, or the
+closing of the JSON document), so a stream cut short is detectable by any reader.
 
 - ``ndjson``: one ``{"type": …, "record": {…}}`` line per record — the import format, so an export
-  of every resource imports as is into another database;
-- ``csv``: one row per record, nested values (lists, objects) as compact JSON in their cell;
+  of every resource imports as is into another database — then ``{"type":"export_complete",
+  "count":N}``;
+- ``csv``: one row per record, nested values (lists, objects) as compact JSON in their cell, then
+  ``# export_complete: N records``;
 - ``geojson``: incidents as a FeatureCollection of points (``null`` geometry without coordinates),
   the record as the feature's properties;
 - ``stix``: a STIX 2.1 bundle (:mod:`secevents.server.exports.stix`).
@@ -77,6 +81,10 @@ def select_sql(resource: str, filters: Filters | None, columns: str) -> tuple[st
 
 
 async def _rows(conn: asyncpg.Connection, sql: str, args: list[Any]) -> AsyncIterator[asyncpg.Record]:
+    if conn.is_in_transaction():  # the caller holds the snapshot (see exports.streaming)
+        async for row in conn.cursor(sql, *args, prefetch=FETCH_ROWS):
+            yield row
+        return
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         async for row in conn.cursor(sql, *args, prefetch=FETCH_ROWS):
             yield row
@@ -98,8 +106,23 @@ async def _ndjson(conn: asyncpg.Connection, resource: str, filters: Filters | No
     table = TABLES[resource]
     sql, args = select_sql(resource, filters, f"{table.doc}({table.alias})")
     head = b'{"type":"' + table.record_type.encode() + b'","record":'
+    count = 0
     async for row in _rows(conn, sql, args):
+        count += 1
         yield head + row[0] + b"}\n"
+    yield ndjson_trailer(count)
+
+
+def ndjson_trailer(count: int) -> bytes:
+    """The last line of a complete NDJSON export: ``{"type":"export_complete","count":N}``
+    (``N`` records before it). A stream cut short lacks it; the importer checks ``count``."""
+    return b'{"type":"export_complete","count":%d}\n' % count
+
+
+def csv_trailer(count: int) -> bytes:
+    """The last line of a complete CSV export, ``# export_complete: N records`` (no record's
+    first cell, an id, starts with ``#``)."""
+    return b"# export_complete: %d records\r\n" % count
 
 
 def _cell(document: dict[str, Any], path: str) -> Any:
@@ -119,14 +142,16 @@ async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([header for header, _ in table.csv_columns])
+    count = 0
     async for row in _rows(conn, sql, args):
         document = msgspec.json.decode(row[0])
         writer.writerow([_cell(document, path) for _, path in table.csv_columns])
+        count += 1
         if out.tell() >= FLUSH_BYTES:
             yield out.getvalue().encode()
             out.seek(0)
             out.truncate()
-    yield out.getvalue().encode()
+    yield out.getvalue().encode() + csv_trailer(count)
 
 
 GEOJSON_FEATURE = """json_build_object(

@@ -64,7 +64,9 @@ class ImportController(Controller):
             '"record": {…}}`, where `record` is the body `POST /v1/<resource>s` takes; it may also '
             "carry `id`, `version`, `created_at` and `updated_at` (kept) and the read-only fields of "
             "the read shape (ignored), so `GET /v1/exports/{resource}?format=ndjson` output imports "
-            "as is. Records may refer to each other in any order. All or nothing: any problem is a "
+            'as is; its last line, `{"type": "export_complete", "count": N}`, is checked (a count '
+            "that differs from the records before it is an error: the file is incomplete). "
+            "Records may refer to each other in any order. All or nothing: any problem is a "
             "422 whose `errors` name the line (`line 3: citations[0].source_id`). Needs the `admin` scope."
         ),
         status_code=200,

@@ -12,6 +12,7 @@ import msgspec
 from uuid_utils.compat import uuid7
 
 from secevents.schemas.imports import (
+    ExportCompleteLine,
     ImportResult,
     StatementImport,
 )
@@ -79,6 +80,7 @@ async def import_lines(
     (see :mod:`secevents.server.importers.exclusive`)."""
     errors = ErrorLog()
     lines = 0
+    records_since_trailer = 0
     async with conn.transaction():
         await conn.execute(BULK_SETTINGS)
         await conn.execute(STAGING)
@@ -88,7 +90,7 @@ async def import_lines(
             if not raw.strip():
                 continue
             try:
-                record = _decoder.decode(raw).record
+                line = _decoder.decode(raw)
             except msgspec.ValidationError as exc:
                 errors.add(_validation_error(number, exc))
                 continue
@@ -98,6 +100,13 @@ async def import_lines(
             except UnicodeDecodeError:
                 errors.add(LineError(number, None, not_utf8(raw)))
                 continue
+            if isinstance(line, ExportCompleteLine):
+                if line.count != records_since_trailer:
+                    errors.add(LineError(number, "count", _incomplete(line.count, records_since_trailer)))
+                records_since_trailer = 0
+                continue
+            records_since_trailer += 1
+            record = line.record
             if errors:
                 continue  # keep validating, stop staging: nothing will be written
             if record.id is None:
@@ -127,6 +136,13 @@ async def import_lines(
         "statement": statement_count,
     }
     return ImportResult(lines=lines, created={k: v for k, v in created.items() if v})
+
+
+def _incomplete(announced: int, seen: int) -> str:
+    return (
+        f"the export says {announced} record(s) came before this line, {seen} did: "
+        "the file is incomplete or was edited"
+    )
 
 
 async def _write_statements(conn: asyncpg.Connection) -> None:
