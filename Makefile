@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client bench-read bench-import fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-import fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,15 @@ client: $(INSTALLED)
 ## Regenerate the committed OpenAPI document (openapi/openapi.json) from the app.
 openapi: $(INSTALLED)
 	$(BIN)/python -m secevents.server.cli.openapi_dump
+
+## Rebuild the explorer page (explorer/ → api/system/static/explorer/, committed): needs node and npm.
+## Reproducible: the same sources and lockfile give the same bytes (a test checks the manifest).
+explorer:
+	cd explorer && npm ci --no-audit --no-fund --ignore-scripts && node scripts/build.mjs
+
+## The README's picture of the explorer (docs/explorer.png), taken by its browser test.
+screenshot: $(INSTALLED)
+	SECEVENTS_SCREENSHOT=docs/explorer.png $(BIN)/pytest -q tests/test_explorer_browser.py -k screenshot
 
 ## Read benchmark: 1,000,000 incidents (embedded PostgreSQL unless DATABASE_URL is set);
 ## results in bench/results/read.md.

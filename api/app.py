@@ -40,6 +40,7 @@ from secevents.server.reads.filters import reject_unknown_query_parameters
 from secevents.server.revisions.controller import REVISION_CONTROLLERS
 from secevents.server.settings import Settings
 from secevents.server.system.docs import DocsController
+from secevents.server.system.explorer import ExplorerController
 from secevents.server.system.health import HealthController
 
 log = logging.getLogger("secevents")
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController,
             DocsController,
+            ExplorerController,
             *(r.controller for r in resources.ALL),
             ChangeController,
             *REVISION_CONTROLLERS,

@@ -171,6 +171,8 @@ async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> No
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler) or not request.query_params:
         return
+    if handler.opt.get("client_query"):
+        return  # a page whose query string is its script's state (system/explorer.py)
     accepted = _accepted_parameters(handler, tuple(sorted(request.path_params)))
     for name in request.query_params:
         if name not in accepted:
