@@ -169,6 +169,27 @@ async def test_country_filter_updates_url_list_map_and_timeline(tab: Tab) -> Non
     ) == ["PK"]
 
 
+async def test_dragging_across_the_timeline_picks_dates(tab: Tab) -> None:
+    await tab.open()
+    box = await tab.page.locator("#timeline .u-over").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await tab.page.mouse.move(box["x"] + 1, y)
+    await tab.page.mouse.down()
+    await tab.page.mouse.move(box["x"] + box["width"] - 1, y, steps=8)
+    await tab.page.mouse.up()
+    await tab.page.wait_for_url("**/?occurred_after=*")
+    query = parse_qs(urlsplit(tab.page.url).query)
+    # Across the whole chart: from the first month with an incident to the end of the last.
+    starts = sorted(i["occurred"]["start"] for i in DATASET["incidents"])
+    assert query["occurred_after"][0] <= starts[0] and query["occurred_before"][0] >= starts[-1]
+    assert query["occurred_after"][0].endswith("-01")
+    assert await tab.page.input_value("#f-after") == query["occurred_after"][0]
+    await tab.settled()
+    assert sorted(await tab.list_titles()) == sorted(i["title"] for i in DATASET["incidents"])
+    assert tab.errors == []
+
+
 async def test_organisation_filter_finds_an_alias(tab: Tab) -> None:
     await tab.open()
     isis = next(o for o in DATASET["organisations"] if o["ref"] == "isis")
