@@ -3,7 +3,7 @@ downloaded) driven by Playwright, the app served over real HTTP by uvicorn in a 
 
 Expected values come from the sample dataset (data/sample/dataset.json) and the article text,
 never typed in twice. Waits are on what the page shows (its ``data-*`` state), so a slow
-machine only makes them longer.
+machine only makes them longer (Playwright's own timeouts are off; pytest's is the limit).
 """
 
 from __future__ import annotations
@@ -87,13 +87,16 @@ class Tab:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=0)
         yield launched
         await launched.close()
 
 
 async def _tab(browser: Browser, base_url: str) -> Tab:
     page = await browser.new_page(viewport={"width": 1400, "height": 860})
+    # No clock of Playwright's own (30 s by default): on a loaded machine a wait just takes
+    # longer, and pytest's timeout is the only limit.
+    page.set_default_timeout(0)
     tab = Tab(page, base_url)
 
     def on_console(message: ConsoleMessage) -> None:

@@ -73,7 +73,7 @@ export function citationBlock(citation) {
       clear(figure);
       figure.append(sourceCaption(source));
       if (source.text == null) {
-        const what = source.kind === "dataset" ? `${source.publisher ?? source.title} source line` : "Quote (the source's text is not stored)";
+        const what = source.kind === "dataset" ? "The dataset's source line for this record" : "Quote (the source's text is not stored)";
         figure.append(h("p", { class: "line-label" }, what), h("blockquote", { class: "line" }, h("mark", {}, citation.quote)));
         figure.dataset.state = "line";
         return;
