@@ -123,15 +123,16 @@ async def _export(
 async def _write(
     app: Any, resources: tuple[str, ...], args: argparse.Namespace, query: list[tuple[str, str]]
 ) -> CliError | None:
-    # Every resource's filters are checked (by its list endpoint) before anything is written.
+    params = [*query, ("format", args.export_format)]
+    # Every resource's request is checked before anything is written: each export is started and
+    # dropped (the client "disconnects") as soon as the app accepts it.
     for resource in resources:
-        status, body = await _call(app, f"/v1/{resource}", [*query, ("limit", "1")])
+        status, body = await _call(app, f"/v1/exports/{resource}", params)
         if status != 200:
             return _refused(resource, status, body)
     target: BinaryIO = args.output.open("wb") if args.output else sys.stdout.buffer
     try:
         for resource in resources:
-            params = [*query, ("format", args.export_format)]
             status, body = await _call(app, f"/v1/exports/{resource}", params, sink=target.write)
             if status != 200:
                 return _refused(resource, status, body)
@@ -164,7 +165,8 @@ async def _call(
     app: Any, path: str, query: list[tuple[str, str]], sink: Callable[[bytes], object] | None = None
 ) -> tuple[int, bytes]:
     """``GET path?query`` through the app's ASGI interface. A 200's body goes to ``sink`` chunk
-    by chunk as the app sends it; any other body is returned."""
+    by chunk as the app sends it — without a sink the client disconnects as soon as the 200
+    starts; any other body is returned."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -197,13 +199,14 @@ async def _call(
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
+            if status == 200 and sink is None:
+                finished.set()  # receive() now says the client has gone
         elif message["type"] == "http.response.body":
             chunk = message.get("body", b"")
-            if status == 200 and sink is not None:
-                if chunk:
-                    sink(chunk)
-            else:
+            if status != 200:
                 kept.append(chunk)
+            elif sink is not None and chunk:
+                sink(chunk)
             if not message.get("more_body", False):
                 finished.set()
 

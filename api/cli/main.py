@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TALK_OPTIONS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def _talk_options_first(argv: list[str]) -> list[str]:
+    """``secevents serve -q`` as well as ``secevents -q serve``: the options that set how much
+    the command says are the top-level parser's, wherever they are typed."""
+    return [a for a in argv if a in _TALK_OPTIONS] + [a for a in argv if a not in _TALK_OPTIONS]
+
+
 def _version() -> str:
     try:
         return metadata.version("secevents")
@@ -117,7 +126,7 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_talk_options_first(sys.argv[1:] if argv is None else list(argv)))
     _configure_logging(1 if args.verbose else -1 if args.quiet else 0)
     try:
         settings = Settings.from_env()
