@@ -30,6 +30,7 @@ RunWithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 ALL_RESOURCES = ("sources", "organisations", "incidents", "statements")
 # Options that are query parameters under their own name (dashes → underscores).
 NAMED_FILTERS = ("country", "type", "occurred_after", "occurred_before", "updated_after")
+_NEVER = 365 * 24 * 3600.0
 
 
 def add_parser(commands: Any, run_with_database: RunWithDatabase) -> None:
@@ -106,8 +107,16 @@ async def _export(
         replace(
             settings,
             database=replace(settings.database, url=url, migrate_on_start=False, seed_on_start=False),
-            # This process already has the database: no key, no rate limit for its own request.
-            api=replace(settings.api, public_reads=True, rate_limit_window_seconds=0, metrics_enabled=False),
+            # This process already has the database: no key, no rate limit for its own requests,
+            # and its reader (a pipe into `less`, say) may pause as long as it likes.
+            api=replace(
+                settings.api,
+                public_reads=True,
+                rate_limit_window_seconds=0,
+                metrics_enabled=False,
+                max_exports_per_client=settings.api.max_exports,
+                export_stall_timeout=_NEVER,
+            ),
         )
     )
     # One request, no access log line for it (the app configured logging when it was built).
