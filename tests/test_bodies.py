@@ -185,3 +185,22 @@ async def test_an_error_escaping_every_handler_is_a_problem_with_security_header
     assert response.json()["code"] == "internal_error"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "traceback" not in response.text.lower()
+
+
+async def test_a_refused_cors_preflight_is_a_problem_with_security_headers(database_url: str) -> None:
+    """Litestar answers a refused preflight itself, in text/plain: rewritten as a problem."""
+    async with serve(make_settings(database_url, cors_origins=("https://dash.example",))) as client:
+        refused = await client.options(
+            "/v1/incidents",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        problem = assert_problem(refused, 400, "bad_request")
+        assert problem["detail"] == "Disallowed CORS Origin"
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        assert "access-control-allow-origin" not in refused.headers
+        allowed = await client.options(
+            "/v1/incidents",
+            headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert allowed.status_code == 204
+        assert allowed.headers["access-control-allow-origin"] == "https://dash.example"

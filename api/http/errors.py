@@ -117,6 +117,12 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
     503: ("service_unavailable", "Service unavailable"),
 }
 
+
+def http_problem_code(status: int) -> tuple[str, str]:
+    """The stable ``code`` and title of an HTTP status (``http_error`` for the unmapped ones)."""
+    return _HTTP_CODES.get(status, ("http_error", "HTTP error"))
+
+
 # Connection-level failures: the database is down or unreachable, not the request's fault.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -12,6 +12,7 @@ from litestar.enums import ScopeType
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from secevents.server.http.errors import http_problem_code
 from secevents.server.http.limits import problem_message
 
 log = logging.getLogger("secevents.errors")
@@ -92,10 +93,17 @@ class OptionsAllowMiddleware:
 
 
 class LastResortMiddleware:
-    """An exception that escapes Litestar's handlers and the middleware inside this one (they
-    answer their own errors; this is for what none of them foresaw) becomes a logged 500
-    problem+json — with the security headers and request id of every other answer — instead of
-    the HTTP server's bare text/plain 500. Once a response has started it can only be cut off."""
+    """Every error answer is problem+json, whoever made it.
+
+    - An exception that escapes Litestar's handlers and the middleware inside this one (they
+      answer their own errors; this is for what none of them foresaw) becomes a logged 500
+      problem — with the security headers and request id of every other answer — instead of the
+      HTTP server's bare text/plain 500. Once a response has started it can only be cut off.
+    - An error response that some part of the stack writes in another type (Litestar's refused
+      CORS preflight is a text/plain 400) is rewritten as the problem of its status, its text as
+      the ``detail``. MessagePack answers are problems already (re-encoded by
+      :mod:`secevents.server.http.msgpack`) and pass as they are.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -105,20 +113,54 @@ class LastResortMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        rewriting: Message | None = None
+        text = bytearray()
 
-        async def send_and_watch(message: Message) -> None:
-            nonlocal started
+        async def send_as_problem(message: Message) -> None:
+            nonlocal started, rewriting
             if message["type"] == "http.response.start":
                 started = True
+                if message["status"] >= 400 and not _is_problem(message.get("headers", [])):
+                    rewriting = message
+                    return
+            elif message["type"] == "http.response.body" and rewriting is not None:
+                text.extend(message.get("body", b"")[: _MAX_DETAIL - len(text)])
+                if message.get("more_body", False):
+                    return
+                await _send_problem(scope, send, rewriting, bytes(text))
+                return
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_watch)
+            await self.app(scope, receive, send_as_problem)
         except Exception:
-            log.exception("unhandled error outside the handlers on %s %s", scope["method"], scope["path"])
             if started:
+                log.warning(
+                    "%s %s cut off by an error after its response started", scope["method"], scope["path"]
+                )
                 raise
+            log.exception("unhandled error outside the handlers on %s %s", scope["method"], scope["path"])
             for message in problem_message(
                 scope, status=500, code="internal_error", title="Internal server error", detail=None
             ):
                 await send(message)
+
+
+_MAX_DETAIL = 300
+_PROBLEM_TYPES = (b"application/problem+json", b"application/msgpack", b"application/x-msgpack")
+
+
+def _is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    return content_type.split(b";", 1)[0].strip().lower() in _PROBLEM_TYPES
+
+
+async def _send_problem(scope: Scope, send: Send, start: Message, text: bytes) -> None:
+    status = int(start["status"])
+    code, title = http_problem_code(status)
+    detail = text.decode("utf-8", "replace").strip() or None
+    kept = [
+        (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-type", b"content-length")
+    ]
+    for message in problem_message(scope, status=status, code=code, title=title, detail=detail, headers=kept):
+        await send(message)
