@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from litestar import Litestar
 from litestar.enums import ScopeType
@@ -150,12 +152,12 @@ _MAX_DETAIL = 300
 _PROBLEM_TYPES = (b"application/problem+json", b"application/msgpack", b"application/x-msgpack")
 
 
-def _is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
+def _is_problem(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
     return content_type.split(b";", 1)[0].strip().lower() in _PROBLEM_TYPES
 
 
-async def _send_problem(scope: Scope, send: Send, start: Message, text: bytes) -> None:
+async def _send_problem(scope: Scope, send: Send, start: Any, text: bytes) -> None:
     status = int(start["status"])
     code, title = http_problem_code(status)
     detail = text.decode("utf-8", "replace").strip() or None
