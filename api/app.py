@@ -20,6 +20,7 @@ from secevents.server.changes.controller import ChangeController
 from secevents.server.exports.controller import export_router
 from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
 from secevents.server.http.bodies import decode_body
+from secevents.server.http.consistency import ReadRoutingMiddleware
 from secevents.server.http.dependencies import provide_connection, provide_settings
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
@@ -37,6 +38,7 @@ from secevents.server.importers import seed
 from secevents.server.importers.controller import ImportController
 from secevents.server.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
 from secevents.server.reads.filters import reject_unknown_query_parameters
+from secevents.server.replicas import Replicas
 from secevents.server.revisions.controller import REVISION_CONTROLLERS
 from secevents.server.settings import Settings
 from secevents.server.system.docs import DocsController
@@ -109,13 +111,19 @@ def create_app(settings: Settings) -> Litestar:
             if settings.database.migrate_on_start:
                 await asyncio.to_thread(db.upgrade, url)
             pool = await db.create_pool(url, settings.database)
+            replicas: Replicas | None = None
             try:
                 if settings.database.seed_on_start:
                     async with pool.acquire() as conn:
                         await seed.load_if_empty(conn)
                 app.state.pool = pool
+                if settings.database.replica_urls:
+                    # Reads go to the replicas in rotation; a task checks their lag meanwhile.
+                    replicas = app.state.replicas = await Replicas.open(pool, settings.database)
                 yield
             finally:
+                if replicas is not None:
+                    await replicas.close()
                 await pool.close()
 
     rate_limiter = make_rate_limiter(settings)
@@ -157,7 +165,8 @@ def create_app(settings: Settings) -> Litestar:
         debug=settings.api.debug,
     )
     # MessagePack answers for every endpoint (request bodies: `decode_body`, after auth).
-    app.asgi_handler = MsgpackMiddleware(app.asgi_handler)
+    # Inside it: read-after tokens on writes, reads retried on the primary when a replica fails.
+    app.asgi_handler = MsgpackMiddleware(ReadRoutingMiddleware(app.asgi_handler))
     without_generated_examples(app)
     _harden(app, settings)
     add_write_links(app)

@@ -153,13 +153,14 @@ def url_with_database(url: str, name: str) -> str:
     return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
-async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None = None) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         url,
-        min_size=min(settings.pool_min_size, settings.pool_max_size),
+        min_size=min(settings.pool_min_size if min_size is None else min_size, settings.pool_max_size),
         max_size=settings.pool_max_size,
         timeout=settings.connect_timeout,
         command_timeout=None,
+        statement_cache_size=settings.statement_cache_size,
         init=init_connection,
         server_settings={
             "application_name": "secevents",

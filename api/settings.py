@@ -65,8 +65,24 @@ def default_data_dir() -> Path:
 class DatabaseSettings:
     url: str | None = None
     """``DATABASE_URL``. Unset: an embedded PostgreSQL is started in ``embedded_dir``."""
-    replica_url: str | None = None
-    """``DATABASE_REPLICA_URL``: reads may go there when set."""
+    replica_urls: tuple[str, ...] = ()
+    """``DATABASE_REPLICA_URL`` (one URL or several, comma-separated): streaming replicas that
+    serve reads (GET) while they keep up; writes always go to ``DATABASE_URL``."""
+    replica_max_lag_bytes: int = 16 * 1_048_576
+    """``SECEVENTS_REPLICA_MAX_LAG_BYTES``: a replica further behind the primary's WAL than this
+    leaves the rotation (reads fall back to the primary) until it has caught up."""
+    replica_check_interval: float = 1.0
+    """``SECEVENTS_REPLICA_CHECK_INTERVAL``: seconds between health checks of the replicas."""
+    replica_check_timeout: float = 2.0
+    """``SECEVENTS_REPLICA_CHECK_TIMEOUT``: a replica that does not answer a check (or a probe
+    before a read) within this many seconds is down."""
+    read_after_wait: float = 1.0
+    """``SECEVENTS_READ_AFTER_WAIT``: how long a read carrying ``Secevents-Read-After`` waits for
+    a replica to replay past it before the primary answers it instead."""
+    statement_cache_size: int = 100
+    """``SECEVENTS_STATEMENT_CACHE_SIZE``: asyncpg's prepared-statement cache per connection. Set
+    0 behind PgBouncer < 1.21 in transaction mode, which cannot keep prepared statements across
+    transactions (PgBouncer >= 1.21 with ``max_prepared_statements`` can: keep the cache)."""
     embedded_dir: Path = field(default_factory=default_data_dir)
     """``SECEVENTS_DATA_DIR``: data folder of the embedded PostgreSQL."""
     pool_min_size: int = 2
@@ -86,7 +102,14 @@ class DatabaseSettings:
         data_dir = env.get("SECEVENTS_DATA_DIR")
         return cls(
             url=env.get("DATABASE_URL") or None,
-            replica_url=env.get("DATABASE_REPLICA_URL") or None,
+            replica_urls=tuple(
+                u.strip() for u in (env.get("DATABASE_REPLICA_URL") or "").split(",") if u.strip()
+            ),
+            replica_max_lag_bytes=_int(env, "SECEVENTS_REPLICA_MAX_LAG_BYTES", d.replica_max_lag_bytes),
+            replica_check_interval=_float(env, "SECEVENTS_REPLICA_CHECK_INTERVAL", d.replica_check_interval),
+            replica_check_timeout=_float(env, "SECEVENTS_REPLICA_CHECK_TIMEOUT", d.replica_check_timeout),
+            read_after_wait=_float(env, "SECEVENTS_READ_AFTER_WAIT", d.read_after_wait),
+            statement_cache_size=_int(env, "SECEVENTS_STATEMENT_CACHE_SIZE", d.statement_cache_size),
             embedded_dir=Path(data_dir) if data_dir else default_data_dir(),
             pool_min_size=_int(env, "SECEVENTS_POOL_MIN_SIZE", d.pool_min_size),
             pool_max_size=_int(env, "SECEVENTS_POOL_MAX_SIZE", d.pool_max_size),

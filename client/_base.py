@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -156,6 +157,44 @@ def status_error(response: httpx.Response) -> APIStatusError:
     return error_class_for(response.status_code)(message, response=response, problem=problem)
 
 
+READ_AFTER_HEADER = "Secevents-Read-After"
+
+
+class ReadAfter:
+    """Read-your-writes across the server's read replicas: the latest ``Secevents-Read-After``
+    token (the primary's WAL position after a write) this client was given, sent with every
+    read so that a replica answers it only once it has replayed that write. Shared by a
+    client and its ``with_options`` copies; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._position = -1
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def remember(self, response: httpx.Response) -> None:
+        token = response.headers.get(READ_AFTER_HEADER)
+        if token is None:
+            return
+        position = _wal_position(token)
+        if position is None:
+            return
+        with self._lock:
+            if position > self._position:  # responses may arrive out of order: keep the latest
+                self._position, self._token = position, token
+
+
+def _wal_position(token: str) -> int | None:
+    high, sep, low = token.strip().partition("/")
+    try:
+        return (int(high, 16) << 32) | int(low, 16) if sep else None
+    except ValueError:
+        return None
+
+
 class _ClientConfig:
     """Settings and request building shared by the sync and async clients."""
 
@@ -177,6 +216,7 @@ class _ClientConfig:
         self.msgpack = msgpack
         self.default_headers = dict(default_headers or {})
         self._retry = RetryPolicy(max_retries=max_retries)
+        self.read_after = ReadAfter()
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -200,6 +240,8 @@ class _ClientConfig:
         for name, value in (call.headers or {}).items():
             if value is not None:
                 headers[name] = _text(value)
+        if call.method in ("GET", "HEAD") and self.read_after.token and READ_AFTER_HEADER not in headers:
+            headers[READ_AFTER_HEADER] = self.read_after.token
         if call.method == "POST":
             # Generated once per call, so every retry of it carries the same key: the server
             # replays the first response instead of creating a second record.
@@ -270,6 +312,7 @@ class SyncAPIClient(_ClientConfig):
         merged = {**self._options(), **options, "http_client": self._http}
         clone = type(self)(**merged)
         clone._owns_http = False
+        clone.read_after = self.read_after
         return clone
 
     def close(self) -> None:
@@ -299,6 +342,7 @@ class SyncAPIClient(_ClientConfig):
             except httpx.TransportError as exc:
                 raise APIConnectionError(request=request, message=f"Connection error: {exc}") from exc
             if response.status_code < 400:
+                self.read_after.remember(response)
                 return response
             response.read()
             response.close()
@@ -376,6 +420,7 @@ class AsyncAPIClient(_ClientConfig):
         merged = {**self._options(), **options, "http_client": self._http}
         clone = type(self)(**merged)
         clone._owns_http = False
+        clone.read_after = self.read_after
         return clone
 
     async def close(self) -> None:
@@ -405,6 +450,7 @@ class AsyncAPIClient(_ClientConfig):
             except httpx.TransportError as exc:
                 raise APIConnectionError(request=request, message=f"Connection error: {exc}") from exc
             if response.status_code < 400:
+                self.read_after.remember(response)
                 return response
             await response.aread()
             await response.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from litestar import Request, Router, get
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
@@ -15,7 +14,8 @@ from litestar.response import Stream
 
 from secevents.server import resources
 from secevents.server.exports import formats, streaming
-from secevents.server.http.errors import PROBLEM_RESPONSES, ServiceUnavailable, problem
+from secevents.server.http.dependencies import acquire
+from secevents.server.http.errors import PROBLEM_RESPONSES, problem
 from secevents.server.resources.base import Resource
 from secevents.server.settings import ApiSettings, Settings
 
@@ -69,11 +69,7 @@ async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, fi
     the last row is read (:mod:`secevents.server.exports.streaming`). A connection that does not
     become free in time is a 503 before anything is sent."""
     settings: Settings = request.app.state.settings
-    pool: asyncpg.Pool = request.app.state.pool
-    try:
-        conn = await pool.acquire(timeout=settings.database.pool_acquire_timeout)
-    except TimeoutError as exc:
-        raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+    pool, conn, _ = await acquire(request, settings)
     chunks = streaming.read_ahead(
         request.scope,
         pool,

@@ -1,49 +1,91 @@
-"""Dependencies handed to handlers: a pooled connection, the settings."""
+"""Dependencies handed to handlers: a pooled connection (from the primary or a read replica:
+the one place reads and writes are routed), the settings."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import asyncpg
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from secevents.server.http.errors import ServiceUnavailable
+from secevents.server.http.errors import CONNECTION_ERRORS, InvalidHeader, ServiceUnavailable
+from secevents.server.replicas import READ_AFTER_HEADER, Replica, Replicas, parse_lsn, release
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.db")
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+# Set in the scope when a replica failed under a read: the read is answered again by the primary
+# (secevents.server.http.consistency.ReadRoutingMiddleware).
+REPLICA_FAILED = "secevents.replica_failed"
+PRIMARY_ONLY = "secevents.primary_only"
+
+
+def read_after(request: Request[Any, Any, Any]) -> int | None:
+    """The ``Secevents-Read-After`` token a read carries, as a WAL position; 400 if malformed."""
+    raw = request.headers.get(READ_AFTER_HEADER)
+    if raw is None:
+        return None
+    try:
+        return parse_lsn(raw)
+    except ValueError:
+        raise InvalidHeader(
+            f"{READ_AFTER_HEADER}: expected a WAL position as sent by a write (like 0/16B3748), got {raw[:40]!r}"
+        ) from None
+
+
+async def acquire(
+    request: Request[Any, Any, Any], settings: Settings
+) -> tuple[asyncpg.Pool, asyncpg.Connection, Replica | None]:
+    """A connection for the request: a read (GET, HEAD) from a replica in rotation (one that has
+    replayed past the request's ``Secevents-Read-After``), anything else — and every read when
+    no replica can serve it — from the primary; 503 when none is free in time."""
+    state = request.app.state
+    timeout = settings.database.pool_acquire_timeout
+    replicas: Replicas | None = state.get("replicas")
+    try:
+        if replicas is not None and request.method in READ_METHODS and not request.scope.get(PRIMARY_ONLY):
+            token = read_after(request)
+            return await replicas.acquire_for_read(token, timeout)
+        pool: asyncpg.Pool = state.pool
+        return pool, await pool.acquire(timeout=timeout), None
+    except TimeoutError as exc:
+        raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+
+
+def replica_failure(exc: BaseException) -> bool:
+    """Whether an error met on a replica connection means the replica, not the request, failed
+    (connection lost, shut down, recovery conflict)."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return sqlstate.startswith(("08", "57P")) or sqlstate == "40001"
+
 
 async def provide_connection(
-    state: State, settings: NamedDependency[Settings]
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
 ) -> AsyncGenerator[asyncpg.Connection, None]:
-    """A connection from the pool for the request; 503 when none is free in time.
+    """A connection for the request (:func:`acquire`), returned after the handler.
 
     It depends on ``settings`` only to be resolved *after* the first batch of dependencies
     (Litestar resolves each batch concurrently): when a dependency that validates query
     parameters fails next to it, Litestar 2.25 loses the generator and the connection is
     never released. Depending on ``settings`` puts the acquire in a later batch."""
-    pool: asyncpg.Pool = state.pool
-    try:
-        conn = await pool.acquire(timeout=settings.database.pool_acquire_timeout)
-    except TimeoutError as exc:
-        raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+    pool, conn, replica = await acquire(request, settings)
     try:
         yield conn
-    finally:
-        await _release(pool, conn)
-
-
-async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-    """Give the connection back. When the database died under it, asyncpg cannot reset it,
-    terminates it (the pool opens a new one on a later acquire) and raises: that error must
-    not replace the request's own outcome (a 503 for the connection error, or the response
-    already computed) with a 500."""
-    try:
-        await pool.release(conn)
     except Exception as exc:
-        log.warning("dropped a pooled connection that could not be reset: %r", exc)
+        if replica is not None and replica_failure(exc):
+            replicas: Replicas = request.app.state.replicas
+            replicas.mark_down(replica, exc)
+            request.scope[REPLICA_FAILED] = True  # type: ignore[literal-required]
+        raise
+    finally:
+        await release(pool, conn)
 
 
 def provide_settings(state: State) -> Settings:

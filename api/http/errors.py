@@ -55,6 +55,10 @@ class InvalidParameter(DomainError):
         super().__init__(f"{parameter}: {message}", errors=[FieldError(field=parameter, message=message)])
 
 
+class InvalidHeader(DomainError):
+    status, code, title = 400, "invalid_header", "Invalid request header"
+
+
 class InvalidBody(DomainError):
     status, code, title = 400, "invalid_body", "Invalid request body"
 

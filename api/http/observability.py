@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from secevents.server.http.errors import CONNECTION_ERRORS, ServiceUnavailable
+from secevents.server.replicas import Replicas
 
 ACCESS_LOGGER = "secevents.access"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,6 +128,21 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.replica_state = Gauge(
+            "secevents_db_replica_state",
+            "1 for the state each read replica is in: up (in rotation), lagging or down (out of it: "
+            "reads go to the primary).",
+            ["replica", "state"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.replica_lag = Gauge(
+            "secevents_db_replica_lag_bytes",
+            "How far a read replica's replayed WAL is behind the primary's, at the last check.",
+            ["replica"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
         self.db_errors = Counter(
             "secevents_db_errors",
             "Database errors met while answering requests, by kind (connection, timeout, "
@@ -141,6 +157,15 @@ class Metrics:
         self.pool_connections.labels("open").set(pool.get_size())
         self.pool_connections.labels("idle").set(pool.get_idle_size())
         self.pool_max.set(pool.get_max_size())
+
+    def observe_replicas(self, replicas: Replicas | None) -> None:
+        if replicas is None:
+            return
+        for member in replicas.members:
+            for state in ("up", "lagging", "down"):
+                self.replica_state.labels(member.name, state).set(1 if member.state == state else 0)
+            if member.lag_bytes is not None:
+                self.replica_lag.labels(member.name).set(member.lag_bytes)
 
     def exposition(self) -> bytes:
         if self.multiprocess_dir is None:
@@ -186,6 +211,7 @@ def metrics_endpoint(state: State) -> Response[bytes]:
     """Prometheus exposition (kept out of the OpenAPI document: it is for operators)."""
     metrics: Metrics = state.metrics
     metrics.observe_pool(state.get("pool"))
+    metrics.observe_replicas(state.get("replicas"))
     return Response(
         content=metrics.exposition(),
         media_type=PROMETHEUS_CONTENT_TYPE,

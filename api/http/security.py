@@ -71,6 +71,7 @@ def cors_config(settings: ApiSettings) -> CORSConfig | None:
             "if-none-match",
             "idempotency-key",
             "x-request-id",
+            "secevents-read-after",
         ],
         expose_headers=[
             "etag",
@@ -80,6 +81,7 @@ def cors_config(settings: ApiSettings) -> CORSConfig | None:
             "ratelimit",
             "ratelimit-policy",
             "x-request-id",
+            "secevents-read-after",
         ],
         allow_credentials=False,
         max_age=600,

@@ -7,8 +7,9 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
-from secevents.schemas.health import Health
+from secevents.schemas.health import Health, ReplicaHealth
 from secevents.server.http.errors import CONNECTION_ERRORS, RETRY_AFTER_SECONDS
+from secevents.server.replicas import Replicas
 
 READY_TIMEOUT = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -39,4 +40,13 @@ class HealthController(Controller):
                 status_code=503,
                 headers={**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS},
             )
-        return Response(content=Health(status="ok", database="ok"), headers=NO_STORE)
+        return Response(
+            content=Health(status="ok", database="ok", replicas=_replicas(state)), headers=NO_STORE
+        )
+
+
+def _replicas(state: State) -> list[ReplicaHealth]:
+    replicas: Replicas | None = state.get("replicas")
+    if replicas is None:
+        return []
+    return [ReplicaHealth(name=m.name, state=m.state, lag_bytes=m.lag_bytes) for m in replicas.members]  # type: ignore[arg-type]

@@ -1,0 +1,202 @@
+"""Reads from a real streaming replica: routing, read-your-writes with the
+``Secevents-Read-After`` token, and fallback to the primary while the replica is down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from secevents.server import db
+from secevents.server.app import create_app
+from secevents.server.http import auth
+from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
+from tests.streaming_replica import Server, primary_and_replica
+from tests.support import until
+from tests.writing import incident_body
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class Cluster:
+    client: httpx.AsyncClient
+    primary: Server
+    replica: Server
+    headers: dict[str, str]
+
+    def write_headers(self) -> dict[str, str]:
+        return {**self.headers, "Idempotency-Key": uuid.uuid4().hex}
+
+    async def on_replica(self, sql: str) -> Any:
+        conn = await asyncpg.connect(self.replica.url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    async def replica_state(self) -> str:
+        ready = (await self.client.get("/health/ready")).json()
+        state: str = ready["replicas"][0]["state"]
+        return state
+
+
+@asynccontextmanager
+async def cluster(**database: Any) -> AsyncIterator[Cluster]:
+    with primary_and_replica() as (primary, replica):
+        settings = Settings(
+            database=DatabaseSettings(
+                url=primary.url,
+                replica_urls=(replica.url,),
+                pool_min_size=1,
+                pool_max_size=4,
+                replica_check_interval=0.1,
+                replica_check_timeout=1.0,
+                connect_timeout=1.0,
+                **database,
+            ),
+            api=ApiSettings(cursor_secret=b"replicas", rate_limit_window_seconds=0),
+        )
+        app = create_app(settings)
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://replicas.local", timeout=60
+            ) as client,
+        ):
+            async with db.connect(primary.url) as conn:
+                key = (await auth.create_key(conn, name="replicas", scopes=["write"])).key
+            c = Cluster(client, primary, replica, {"Authorization": f"Bearer {key}"})
+            await until(lambda: _state_is(c, "up"), interval=0.05)
+            yield c
+
+
+async def _state_is(c: Cluster, state: str) -> bool:
+    return await c.replica_state() == state
+
+
+async def _create(c: Cluster, title: str) -> httpx.Response:
+    async with db.connect(c.primary.url) as conn:
+        body = await incident_body(conn, title=title)
+    created = await c.client.post("/v1/incidents", json=body, headers=c.write_headers())
+    assert created.status_code == 201, created.text
+    return created
+
+
+async def test_token_reads_see_the_write_while_plain_reads_come_from_the_paused_replica() -> None:
+    async with cluster(read_after_wait=0.2) as c:
+        created = await _create(c, "Before the pause")
+        url = created.headers["location"]
+        token = created.headers["secevents-read-after"]
+        # With the token, the record is there at once (from the replica once it has replayed the
+        # write, or from the primary).
+        assert (await c.client.get(url, headers={"Secevents-Read-After": token})).json()[
+            "title"
+        ] == "Before the pause"
+        await until(lambda: _replica_has(c, url), interval=0.05)
+
+        await c.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            renamed = await c.client.patch(
+                url,
+                json={"title": "After the pause"},
+                headers={**c.write_headers(), "If-Match": created.headers["etag"]},
+            )
+            assert renamed.status_code == 200, renamed.text
+            token = renamed.headers["secevents-read-after"]
+            # Without the token: the paused replica answers, with what it has replayed.
+            plain = await c.client.get(url)
+            assert plain.status_code == 200 and plain.json()["title"] == "Before the pause"
+            listed = await c.client.get("/v1/incidents", params={"limit": 50})
+            assert "After the pause" not in {r["title"] for r in listed.json()["data"]}
+            # With it: the replica cannot answer it (still paused), the primary does.
+            fresh = await c.client.get(url, headers={"Secevents-Read-After": token})
+            assert fresh.status_code == 200 and fresh.json()["title"] == "After the pause"
+            # A read waiting for the replica while it resumes: the new title either way.
+            waiting = asyncio.create_task(c.client.get(url, headers={"Secevents-Read-After": token}))
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+            assert (await waiting).json()["title"] == "After the pause"
+        finally:
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+        await until(lambda: _title_is(c, url, "After the pause"), interval=0.05)
+
+
+async def test_a_malformed_token_is_a_400() -> None:
+    async with cluster() as c:
+        response = await c.client.get("/v1/incidents", headers={"Secevents-Read-After": "yesterday"})
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid_header"
+
+
+async def test_replica_stopped_under_load_reads_go_on_from_the_primary_and_it_comes_back() -> None:
+    async with cluster() as c:
+        created = await _create(c, "Stable record")
+        url = created.headers["location"]
+        await until(lambda: _replica_has(c, url), interval=0.05)
+        statuses: list[int] = []
+        failures: list[tuple[str, str]] = []
+        stop = asyncio.Event()
+
+        async def reader() -> None:
+            while not stop.is_set():
+                for target in (url, "/v1/incidents?limit=50", "/v1/incidents/stats?group_by=country", "/v1/changes"):
+                    statuses.append((await c.client.get(target)).status_code)
+                    if statuses[-1] != 200:
+                        failures.append((target, (await c.client.get(target)).text))
+
+        readers = [asyncio.create_task(reader()) for _ in range(4)]
+        await until(lambda: len(statuses) >= 20)
+        await asyncio.to_thread(c.replica.stop, "fast")
+        await until(lambda: _state_is(c, "down"), interval=0.05)
+        before_restart = len(statuses)
+        await until(lambda: len(statuses) >= before_restart + 20)
+        await asyncio.to_thread(c.replica.start)
+        await until(lambda: _state_is(c, "up"), interval=0.05)
+        stop.set()
+        await asyncio.gather(*readers)
+        assert set(statuses) == {200}, failures[:3]
+
+        # Back in rotation: with replay paused, a plain read shows the replica's (old) title.
+        await c.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            renamed = await c.client.patch(
+                url,
+                json={"title": "Renamed later"},
+                headers={**c.write_headers(), "If-Match": created.headers["etag"]},
+            )
+            assert renamed.status_code == 200
+            assert (await c.client.get(url)).json()["title"] == "Stable record"
+        finally:
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+        metrics = (await c.client.get("/metrics")).text
+        assert 'secevents_db_replica_state{replica="127.0.0.1:' in metrics
+        assert "secevents_db_replica_lag_bytes" in metrics
+
+
+async def test_a_replica_further_behind_than_the_bound_leaves_the_rotation() -> None:
+    async with cluster(replica_max_lag_bytes=1024) as c:
+        await c.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            created = await _create(c, "Written while the replica lags")
+            await until(lambda: _state_is(c, "lagging"), interval=0.05)
+            # Out of rotation: plain reads come from the primary.
+            assert (await c.client.get(created.headers["location"])).status_code == 200
+        finally:
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+        await until(lambda: _state_is(c, "up"), interval=0.05)
+
+
+async def _replica_has(c: Cluster, url: str) -> bool:
+    return (await c.client.get(url)).status_code == 200
+
+
+async def _title_is(c: Cluster, url: str, title: str) -> bool:
+    return bool((await c.client.get(url)).json()["title"] == title)
