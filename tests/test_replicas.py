@@ -14,10 +14,12 @@ import asyncpg
 import httpx
 import pytest
 
+from secevents import AsyncClient
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.http import auth
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
+from tests.client_helpers import incident_body as sdk_incident_body
 from tests.streaming_replica import Server, primary_and_replica
 from tests.support import until
 from tests.writing import incident_body
@@ -31,6 +33,7 @@ class Cluster:
     primary: Server
     replica: Server
     headers: dict[str, str]
+    key: str
 
     def write_headers(self) -> dict[str, str]:
         return {**self.headers, "Idempotency-Key": uuid.uuid4().hex}
@@ -73,7 +76,7 @@ async def cluster(**database: Any) -> AsyncIterator[Cluster]:
         ):
             async with db.connect(primary.url) as conn:
                 key = (await auth.create_key(conn, name="replicas", scopes=["write"])).key
-            c = Cluster(client, primary, replica, {"Authorization": f"Bearer {key}"})
+            c = Cluster(client, primary, replica, {"Authorization": f"Bearer {key}"}, key)
             await until(lambda: _state_is(c, "up"), interval=0.05)
             yield c
 
@@ -128,6 +131,23 @@ async def test_token_reads_see_the_write_while_plain_reads_come_from_the_paused_
         await until(lambda: _title_is(c, url, "After the pause"), interval=0.05)
 
 
+async def test_the_sdk_sends_its_latest_token_with_every_read() -> None:
+    async with cluster(read_after_wait=0.2) as c:
+        sdk = AsyncClient(base_url="http://replicas.local", api_key=c.key, http_client=c.client)
+        source = await anext(s async for s in sdk.sources.list() if s.text)
+        await c.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            created = await sdk.incidents.create(sdk_incident_body(source, title="SDK: written while paused"))
+            assert sdk.read_after.token is not None and "/" in sdk.read_after.token
+            # The paused replica has not got it: a read without the token does not find it …
+            assert (await c.client.get(f"/v1/incidents/{created.id}")).status_code == 404
+            # … the SDK's reads carry the token and do, as does a copy made by with_options.
+            assert (await sdk.incidents.get(created.id)).title == "SDK: written while paused"
+            assert (await sdk.with_options(timeout=30).incidents.get(created.id)).id == created.id
+        finally:
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+
+
 async def test_a_malformed_token_is_a_400() -> None:
     async with cluster() as c:
         response = await c.client.get("/v1/incidents", headers={"Secevents-Read-After": "yesterday"})
@@ -147,7 +167,12 @@ async def test_replica_stopped_under_load_reads_go_on_from_the_primary_and_it_co
 
         async def reader() -> None:
             while not stop.is_set():
-                for target in (url, "/v1/incidents?limit=50", "/v1/incidents/stats?group_by=country", "/v1/changes"):
+                for target in (
+                    url,
+                    "/v1/incidents?limit=50",
+                    "/v1/incidents/stats?group_by=country",
+                    "/v1/changes",
+                ):
                     statuses.append((await c.client.get(target)).status_code)
                     if statuses[-1] != 200:
                         failures.append((target, (await c.client.get(target)).text))
