@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from msgspec import UNSET, UnsetType
+
 from secevents.schemas.common import Base
 
 
@@ -22,6 +24,6 @@ class ReplicaHealth(Base, kw_only=True):
 class Health(Base, kw_only=True):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unavailable", "not_checked"] = "not_checked"
-    replicas: list[ReplicaHealth] = []
-    """The read replicas (``DATABASE_REPLICA_URL``); none configured: empty. A replica out of
+    replicas: list[ReplicaHealth] | UnsetType = UNSET
+    """The read replicas (``DATABASE_REPLICA_URL``); absent when none is configured. A replica out of
     rotation does not make the service unready: the primary answers its reads."""

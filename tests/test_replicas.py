@@ -20,7 +20,7 @@ from secevents.server.app import create_app
 from secevents.server.http import auth
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 from tests.client_helpers import incident_body as sdk_incident_body
-from tests.streaming_replica import Server, primary_and_replica
+from tests.pg_servers import Server, primary_and_replica
 from tests.support import until
 from tests.writing import incident_body
 

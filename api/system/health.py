@@ -6,6 +6,7 @@ import asyncpg
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from msgspec import UNSET, UnsetType
 
 from secevents.schemas.health import Health, ReplicaHealth
 from secevents.server.http.errors import CONNECTION_ERRORS, RETRY_AFTER_SECONDS
@@ -45,8 +46,8 @@ class HealthController(Controller):
         )
 
 
-def _replicas(state: State) -> list[ReplicaHealth]:
+def _replicas(state: State) -> list[ReplicaHealth] | UnsetType:
     replicas: Replicas | None = state.get("replicas")
     if replicas is None:
-        return []
+        return UNSET
     return [ReplicaHealth(name=m.name, state=m.state, lag_bytes=m.lag_bytes) for m in replicas.members]  # type: ignore[arg-type]
