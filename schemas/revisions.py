@@ -10,6 +10,16 @@ from secevents.schemas.changes import Operation, RecordType
 from secevents.schemas.common import Base
 
 
+class Cause(Base, kw_only=True):
+    """The write of another record that made this revision: the record's document embeds that
+    one (an incident names its participants' organisations), so when it changed (an
+    organisation was renamed) this record moved to a new version too."""
+
+    type: RecordType
+    id: UUID
+    version: int
+
+
 class Revision(Base, kw_only=True):
     """A record as it was after one write. ``api_key_id`` is the key that wrote it (``null``
     for the sample dataset and importers run from the command line, named by ``actor``)."""
@@ -21,6 +31,8 @@ class Revision(Base, kw_only=True):
     committed_at: dt.datetime
     api_key_id: UUID | None = None
     actor: str
+    cause: Cause | None = None
+    """Set when another record's write caused this revision; ``null`` for a direct write."""
     data: dict[str, Any]
 
 

@@ -1,7 +1,8 @@
 """Test-only routes, registered only in apps built by the tests (never in the served API):
 a request that stays in PostgreSQL for a chosen time (``pg_sleep``), and one that reads its
 body. They make slow requests and bodies real without depending on other endpoints. Also the
-helpers to serve such an app in the test's event loop and to check a problem response.
+helpers to serve such an app in the test's event loop, to check a problem response, and to
+store the documents of records a test wrote with SQL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import httpx
@@ -19,8 +20,10 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from secevents.schemas.records import RecordType
 from secevents.server.app import create_app
 from secevents.server.settings import Settings
+from secevents.server.sql import documents
 
 SLEEP_PATH = "/test/sleep"
 ECHO_PATH = "/test/echo"
@@ -112,3 +115,17 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def with_database(settings: Settings, **database: object) -> Settings:
     return replace(settings, database=replace(settings.database, **database))  # type: ignore[arg-type]
+
+
+async def store_documents(conn: asyncpg.Connection, record_type: RecordType | None = None, ids: list[Any] | None = None) -> None:
+    """Render and store the documents of records a test wrote with SQL rather than the API:
+    ``ids`` of ``record_type``, or every record without a document yet."""
+    async with conn.transaction():
+        for kind, renderer in documents.RENDERERS.items():
+            if record_type is not None and kind != record_type:
+                continue
+            wanted = ids if ids is not None else [
+                r[0] for r in await conn.fetch(f"SELECT id FROM {renderer.table} WHERE doc IS NULL")
+            ]
+            if wanted:
+                await documents.store(conn, kind, wanted)

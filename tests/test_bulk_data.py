@@ -1,6 +1,6 @@
-"""Migration 0004's set-based triggers and the importers' revision documents (set-based in SQL,
-or rendered in Python by the NDJSON import): the same guarantees and the same documents as the
-per-row versions they replace."""
+"""Migration 0004's set-based triggers and the importers' documents (rendered while parsing by
+the NDJSON import, from the written rows otherwise): the same guarantees and the same documents
+as the per-record writes."""
 
 from __future__ import annotations
 
@@ -14,31 +14,30 @@ import asyncpg
 import pytest
 
 from secevents.server import db
-from secevents.server.importers import documents, ndjson, ucdp
+from secevents.server.importers import ndjson, ucdp
+from secevents.server.sql import documents
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"
 
-# Revisions whose stored document differs from what incident_doc() renders for that version now.
+# Revisions whose document differs from the one the incident stores at that version.
 DIFFERING_REVISIONS = """
-SELECT r.record_id, r.data::text AS stored, incident_doc(i)::text AS rendered
+SELECT r.record_id, r.data::text AS stored, i.doc::text AS rendered
   FROM revisions r JOIN incidents i ON i.id = r.record_id AND i.version = r.version
- WHERE r.record_type = 'incident' AND r.data::text <> incident_doc(i)::text
+ WHERE r.record_type = 'incident' AND r.data::text <> i.doc::text
 """
 
 
-async def test_set_based_documents_equal_incident_doc_on_every_seeded_incident(
+async def test_stored_documents_equal_a_fresh_rendering_of_every_seeded_record(
     conn: asyncpg.Connection,
 ) -> None:
-    sql = documents.incident_documents_sql("SELECT id, 0 AS ord, 'create' AS operation FROM incidents")
-    rows = await conn.fetch(
-        f"SELECT d.id, d.doc::text AS doc, incident_doc(i)::text AS expected"
-        f" FROM ({sql}) d JOIN incidents i ON i.id = d.id"
-    )
-    assert len(rows) == await conn.fetchval("SELECT count(*) FROM incidents") > 0
-    assert [r["id"] for r in rows if r["doc"] != r["expected"]] == []
+    for record_type, renderer in documents.RENDERERS.items():
+        stored = {r["id"]: r["doc"] for r in await conn.fetch(f"SELECT id, doc FROM {renderer.table}")}
+        assert stored, record_type
+        async with conn.transaction():
+            assert await documents.render(conn, record_type, list(stored)) == stored
 
 
-async def test_ucdp_revisions_are_byte_identical_to_incident_doc(conn: asyncpg.Connection) -> None:
+async def test_ucdp_revisions_are_byte_identical_to_stored_documents(conn: asyncpg.Connection) -> None:
     await ucdp.import_file(conn, DATA / "ged_pakistan.csv")
     await ucdp.import_file(conn, DATA / "ged_global_sample_1000.csv")
     imported = await conn.fetchval(
@@ -48,10 +47,12 @@ async def test_ucdp_revisions_are_byte_identical_to_incident_doc(conn: asyncpg.C
     assert await conn.fetch(DIFFERING_REVISIONS) == []
 
 
-async def test_ndjson_revisions_equal_incident_doc(conn: asyncpg.Connection) -> None:
-    """Rendered in Python: the same JSON as incident_doc() — keys, values and the very strings of
-    timestamps — for organisations of the file, of the database and named only later in the file
-    (those rendered by SQL)."""
+async def test_ndjson_documents_rendered_while_parsing_equal_those_rendered_from_rows(
+    conn: asyncpg.Connection,
+) -> None:
+    """Rendered from the import's Structs while parsing: byte for byte what rendering the written
+    rows gives — for organisations of the file, of the database and named only later in the file
+    (those rendered from the rows)."""
     seeded_org = await conn.fetchrow("SELECT id, name FROM organisations ORDER BY id LIMIT 1")
     late_org = str(uuid.uuid4())
     source, org_a, org_b = (str(uuid.uuid4()) for _ in range(3))
@@ -140,19 +141,21 @@ async def test_ndjson_revisions_equal_incident_doc(conn: asyncpg.Connection) -> 
     result = await ndjson.import_lines(conn, chunks(), actor="test")
     assert result.created["incident"] == 3
     rows = await conn.fetch(
-        "SELECT r.data::text AS stored, incident_doc(i)::text AS rendered FROM revisions r"
+        "SELECT r.record_id, r.data AS stored, i.doc FROM revisions r"
         " JOIN incidents i ON i.id = r.record_id AND i.version = r.version"
         " WHERE r.record_type = 'incident' AND r.actor = 'test' ORDER BY r.seq"
     )
     assert len(rows) == 3
+    async with conn.transaction():
+        rendered = await documents.render(conn, "incident", [r["record_id"] for r in rows])
     for row in rows:
-        assert json.loads(row["stored"]) == json.loads(row["rendered"])
+        assert row["stored"] == row["doc"] == rendered[row["record_id"]]
     stored = [json.loads(r["stored"]) for r in rows]
     assert stored[0]["participants"][2]["name"] == seeded_org["name"]
     assert stored[2]["participants"][0]["name"] == "Named later"
     assert (stored[2]["created_at"], stored[2]["updated_at"]) == (
-        "2024-03-01T05:00:00.5+00:00",
-        "2024-03-02T00:00:00+00:00",
+        "2024-03-01T05:00:00.500000Z",
+        "2024-03-02T00:00:00Z",
     )
 
 

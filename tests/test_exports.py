@@ -123,7 +123,7 @@ async def test_csv_parses_with_the_csv_module(
     ucdp_row = next(r for r in rows if '"ucdp_ged_id"' in r["external_ids"])
     doc = json.loads(
         await with_ucdp.fetchval(
-            "SELECT incident_doc(i)::text FROM incidents i WHERE id = $1", ucdp_row["id"]
+            "SELECT i.doc::text FROM incidents i WHERE id = $1", ucdp_row["id"]
         )
     )
     assert int(ucdp_row["casualties_killed_best"]) == doc["casualties"]["killed"]["best"]

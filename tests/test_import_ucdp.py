@@ -66,7 +66,7 @@ async def test_one_event_mapped_field_by_field(conn: asyncpg.Connection) -> None
     await ucdp.import_file(conn, PAKISTAN)
     row = next(r for r in _csv_rows(PAKISTAN) if r["id"] == "59553")
     doc = await conn.fetchval(
-        "SELECT incident_doc(i)::jsonb FROM incidents i WHERE external_ids->>'ucdp_ged_id' = '59553'"
+        "SELECT i.doc::jsonb FROM incidents i WHERE external_ids->>'ucdp_ged_id' = '59553'"
     )
     import json
 

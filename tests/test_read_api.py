@@ -16,6 +16,7 @@ import pytest
 
 from secevents.schemas import IncidentPage, OrganisationPage, Problem
 from secevents.schemas.stats import IncidentStats
+from tests.support import store_documents
 
 N = 160
 COUNTRIES = ["PK", "AF", "IN", "IR", "MX"]
@@ -81,6 +82,7 @@ SELECT n.id, 1, (SELECT id FROM src), 'Witnesses described an ambush on the conv
 @pytest.fixture
 async def dataset(conn: asyncpg.Connection) -> list[Row]:
     await conn.execute(GENERATE, TYPES, COUNTRIES, ADMIN1, N, ROLES)
+    await store_documents(conn)
     return await load_rows(conn)
 
 
@@ -237,6 +239,7 @@ async def test_updated_after(client: httpx.AsyncClient, dataset: list[Row], conn
         "UPDATE incidents SET updated_at = now() + interval '1 hour' WHERE id = ANY($1::uuid[])",
         [r.id for r in touched],
     )
+    await store_documents(conn, "incident", [r.id for r in touched])
     since = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)).isoformat()
     got = await walk(client, "/v1/incidents", [("updated_after", since)])
     assert {uuid.UUID(d["id"]) for d in got} == {r.id for r in touched}
@@ -342,6 +345,7 @@ async def test_pages_stay_exact_while_records_are_inserted(
                 "country, location_precision) VALUES ('late', 'riot', $1::date, $1::date, 'day', 'PK', 'country')",
                 dt.date.fromisoformat(day),
             )
+            await store_documents(conn)
             inserted += 1
     assert inserted > 0
     old = [i for i in seen if i in set(expected)]
@@ -543,6 +547,7 @@ async def test_record_etag_and_304(client: httpx.AsyncClient, conn: asyncpg.Conn
         await client.get(f"/v1/incidents/{incident['id']}", headers={"If-None-Match": '"other", ' + etag})
     ).status_code == 304
     await conn.execute("UPDATE incidents SET version = version + 1 WHERE id = $1", uuid.UUID(incident["id"]))
+    await store_documents(conn, "incident", [uuid.UUID(incident["id"])])
     changed = await client.get(f"/v1/incidents/{incident['id']}", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
@@ -553,10 +558,9 @@ async def test_page_etag_and_304(client: httpx.AsyncClient, conn: asyncpg.Connec
     etag = first.headers["etag"]
     same = await client.get("/v1/organisations", params={"limit": "3"}, headers={"If-None-Match": etag})
     assert same.status_code == 304
-    await conn.execute(
-        "UPDATE organisations SET description = 'changed' WHERE id = $1",
-        uuid.UUID(first.json()["data"][0]["id"]),
-    )
+    changed_id = uuid.UUID(first.json()["data"][0]["id"])
+    await conn.execute("UPDATE organisations SET description = 'changed' WHERE id = $1", changed_id)
+    await store_documents(conn, "organisation", [changed_id])
     changed = await client.get("/v1/organisations", params={"limit": "3"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200
 

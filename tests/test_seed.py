@@ -53,7 +53,7 @@ async def test_sample_dataset_loaded(conn: asyncpg.Connection) -> None:
 
 
 async def test_daraban_attack(conn: asyncpg.Connection) -> None:
-    raw = await conn.fetchval("SELECT incident_doc(i) FROM incidents i WHERE place = 'Daraban'")
+    raw = await conn.fetchval("SELECT i.doc FROM incidents i WHERE place = 'Daraban'")
     incident = msgspec.json.decode(raw, type=Incident)
     assert incident.occurred.start.isoformat() == "2023-12-12"
     assert incident.occurred.precision == "day"
@@ -79,7 +79,7 @@ async def test_precisions_of_month_incidents(conn: asyncpg.Connection) -> None:
 
 
 async def test_statement_holds_only_what_the_ministry_said(conn: asyncpg.Connection) -> None:
-    raw = await conn.fetchval("SELECT statement_doc(s) FROM statements s")
+    raw = await conn.fetchval("SELECT s.doc FROM statements s")
     statement = msgspec.json.decode(raw, type=Statement)
     issuer = await conn.fetchval("SELECT name FROM organisations WHERE id = $1", statement.issuer_id)
     addressee = await conn.fetchval("SELECT name FROM organisations WHERE id = $1", statement.addressed_to_id)
@@ -97,7 +97,7 @@ async def test_statement_holds_only_what_the_ministry_said(conn: asyncpg.Connect
 async def test_aliases_are_entities(conn: asyncpg.Connection) -> None:
     docs = [
         msgspec.json.decode(r[0], type=Organisation)
-        for r in await conn.fetch("SELECT organisation_doc(o) FROM organisations o")
+        for r in await conn.fetch("SELECT o.doc FROM organisations o")
     ]
     by_alias = {a.lower(): o.name for o in docs for a in [o.name, *o.aliases]}
     assert by_alias["ttp"] == by_alias["tehreek-i-taliban pakistan"]

@@ -51,15 +51,12 @@ class Table:
     record_type: str
     table: str
     alias: str
-    doc: str
     csv_columns: tuple[tuple[str, str], ...]
     """(header, dotted path in the document)."""
 
 
 TABLES: dict[str, Table] = {
-    r.collection: Table(
-        r.record.record_type, r.record.table, r.record.alias, r.record.document_function, r.export_columns
-    )
+    r.collection: Table(r.record.record_type, r.record.table, r.record.alias, r.export_columns)
     for r in resources.ALL
 }
 
@@ -104,7 +101,7 @@ async def _buffered(parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 async def _ndjson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
     table = TABLES[resource]
-    sql, args = select_sql(resource, filters, f"{table.doc}({table.alias})")
+    sql, args = select_sql(resource, filters, f"{table.alias}.doc")
     head = b'{"type":"' + table.record_type.encode() + b'","record":'
     count = 0
     async for row in _rows(conn, sql, args):
@@ -138,7 +135,7 @@ def _cell(document: dict[str, Any], path: str) -> Any:
 
 async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
     table = TABLES[resource]
-    sql, args = select_sql(resource, filters, f"{table.doc}({table.alias})")
+    sql, args = select_sql(resource, filters, f"{table.alias}.doc")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([header for header, _ in table.csv_columns])
@@ -158,7 +155,7 @@ GEOJSON_FEATURE = """json_build_object(
   'type', 'Feature', 'id', i.id,
   'geometry', CASE WHEN i.lat IS NULL THEN NULL
                    ELSE json_build_object('type', 'Point', 'coordinates', json_build_array(i.lon, i.lat)) END,
-  'properties', incident_doc(i))"""
+  'properties', i.doc)"""
 
 
 async def _geojson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:

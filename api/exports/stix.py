@@ -78,19 +78,19 @@ _CITATION_REFS = """coalesce((SELECT json_agg(DISTINCT jsonb_build_array(t.recor
 
 # Per resource: the document and what its references need (kinds of related organisations).
 COLUMNS: dict[str, str] = {
-    "incidents": """incident_doc(i) AS doc,
+    "incidents": """i.doc AS doc,
       (SELECT coalesce(json_agg(o.kind ORDER BY p.ordinal), '[]'::json)
          FROM incident_participants p JOIN organisations o ON o.id = p.organisation_id
         WHERE p.incident_id = i.id) AS extra""",
-    "organisations": """organisation_doc(o) AS doc,
+    "organisations": """o.doc AS doc,
       (SELECT coalesce(json_agg(ro.kind ORDER BY r.ordinal), '[]'::json)
          FROM organisation_relationships r JOIN organisations ro ON ro.id = r.related_organisation_id
         WHERE r.organisation_id = o.id) AS extra""",
-    "statements": """statement_doc(s) AS doc,
+    "statements": """s.doc AS doc,
       (SELECT coalesce(json_object_agg(x.organisation_id, o.kind), '{}'::json)
          FROM statement_organisations x JOIN organisations o ON o.id = x.organisation_id
         WHERE x.statement_id = s.id) AS extra""",
-    "sources": f"source_doc(s) AS doc, {_CITATION_REFS} AS extra",
+    "sources": f"s.doc AS doc, {_CITATION_REFS} AS extra",
 }
 
 

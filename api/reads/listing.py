@@ -24,24 +24,20 @@ from secevents.server.settings import Settings
 def page_sql(
     table: str,
     alias: str,
-    doc: str,
     sql: SqlBuilder,
     sort: SortOrder,
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> str:
     """One page of ``table alias`` under ``sql``'s conditions, plus one row to tell whether
-    another follows, in a single statement: the index walk picks the rows first, and the
-    documents (``doc(alias)``) are rendered for those rows only. Rows: ``doc, k0, k1…``."""
+    another follows, in a single statement that reads the stored documents as they are.
+    Rows: ``doc, k0, k1…``."""
     if after is not None:
         sql.where(sort.after([sql.param(value) for value in after]))
-    keys = ", ".join(f"p.k{n}" for n in range(len(sort.columns)))
     return f"""
-SELECT {doc}(p.{alias}) AS doc, {keys}
-  FROM (SELECT {alias}, {sort.select_keys()} FROM {table} {alias}
-         WHERE {sql.where_sql()}
-         ORDER BY {sort.order_by} LIMIT {sql.param(limit + 1)}) p
- ORDER BY {sort.outer_order_by()}"""
+SELECT {alias}.doc, {sort.select_keys()} FROM {table} {alias}
+ WHERE {sql.where_sql()}
+ ORDER BY {sort.order_by} LIMIT {sql.param(limit + 1)}"""
 
 
 def scoped_page_sql(parent_table: str, parent_param: str, page: str, sort: SortOrder) -> str:

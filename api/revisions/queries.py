@@ -4,7 +4,8 @@ from __future__ import annotations
 
 _REVISION = """json_build_object(
          'type', r.record_type, 'id', r.record_id, 'version', r.version, 'operation', r.operation,
-         'committed_at', r.committed_at, 'api_key_id', r.api_key_id, 'actor', r.actor, 'data', r.data)"""
+         'committed_at', r.committed_at, 'api_key_id', r.api_key_id, 'actor', r.actor, 'cause', r.cause,
+         'data', r.data)"""
 
 # One row more than asked for tells whether another page follows.
 PAGE = f"""

@@ -10,17 +10,17 @@ import msgspec
 
 from secevents.schemas.common import Citation
 from secevents.schemas.records import Operation, RecordType
+from secevents.server.sql import documents
 
 
 @dataclass(frozen=True, slots=True)
 class RecordTable:
-    """Where a record type lives: its table, the alias its queries give the table, and the SQL
-    function that renders its document (migrations/versions/0001)."""
+    """Where a record type lives: its table and the alias its queries give the table. Its
+    stored document is the table's ``doc`` column (:mod:`secevents.server.sql.documents`)."""
 
     record_type: RecordType
     table: str
     alias: str
-    document_function: str
 
 
 def as_json(value: object) -> bytes:
@@ -36,15 +36,18 @@ async def record_revision(
     *,
     actor: str,
     api_key_id: UUID | None = None,
+    stored: bool = False,
 ) -> bytes:
-    """Store the record's current version as a revision (and change-feed entry); return its
-    document. Must be the last statement of the write's transaction: it takes the change-feed
-    lock (see the ``revisions`` table), held until commit."""
-    table, doc = record.table, record.document_function
+    """Store the record's document (unless ``stored``: already done) and record its current
+    version as a revision (and change-feed entry) holding that document; return it. The
+    revision goes last in the write's transaction: it takes the change-feed lock (see the
+    ``revisions`` table), held until commit."""
+    if not stored:
+        await documents.store(conn, record.record_type, [record_id])
     data: bytes = await conn.fetchval(
         f"""
         INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
-        SELECT $1, r.id, r.version, $3, {doc}(r), $4, $5 FROM {table} r WHERE r.id = $2
+        SELECT $1, r.id, r.version, $3, r.doc, $4, $5 FROM {record.table} r WHERE r.id = $2
         RETURNING data
         """,
         record.record_type,

@@ -8,6 +8,7 @@ references, write, record the revision (last: it takes the change-feed lock unti
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
 from uuid_utils.compat import uuid7
 
+from secevents.schemas.problems import FieldError
 from secevents.server.http.auth import Principal
 from secevents.server.http.errors import (
+    Conflict,
     DomainError,
     NotFound,
     PreconditionFailed,
@@ -33,14 +36,21 @@ from secevents.server.http.errors import (
 from secevents.server.http.etags import if_match_allows, is_valid_if_match, record_etag
 from secevents.server.http.responses import JSON
 from secevents.server.settings import Settings
+from secevents.server.sql import documents
+from secevents.server.sql.documents import cascade
 from secevents.server.sql.records import RecordTable, record_revision
 from secevents.server.writes import idempotency, references
 
 CreateT = TypeVar("CreateT", bound=msgspec.Struct)
+ResultT = TypeVar("ResultT")
 PatchT = TypeVar("PatchT", bound=msgspec.Struct)
 
 # One POST in this many also purges expired idempotency keys (bounded batch).
 _PURGE_ONE_IN = 200
+# Attempts of a write transaction that PostgreSQL aborted to break a deadlock.
+_ATTEMPTS = 4
+# Referrers named in the 409 of a refused delete.
+_NAMED_REFERRERS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,31 +150,66 @@ async def _lock_current_version(
     record_id: UUID,
     if_match: str | None,
     settings: Settings,
-) -> int:
-    """Lock the live record and check ``If-Match`` against its version (inside a transaction).
-    Concurrent writers with the same ETag queue on the row lock; the first one's commit makes
-    the version move, so every later one gets 412: no update is lost."""
+) -> tuple[int, bytes | None]:
+    """Lock the live record and check ``If-Match`` against its version (inside a transaction);
+    return the version and its stored document. Concurrent writers with the same ETag queue on
+    the row lock; the first one's commit makes the version move, so every later one gets 412:
+    no update is lost. A version moved by a cascade (an organisation the document embeds was
+    renamed) is a new version like any other: ``If-Match`` with the older one is a 412.
+
+    The organisations the document embeds are locked first (``FOR SHARE``), then the record
+    (``FOR NO KEY UPDATE``, which foreign-key checks of other writers do not wait for): a
+    transaction renaming one of those organisations takes the organisation, then the records
+    that embed it, so both take their locks in the same order."""
     if if_match is None and settings.api.require_if_match:
         raise PreconditionRequired(
             "Send `If-Match` with the ETag of the version you changed (from GET or the last write)."
         )
     if if_match is not None and not is_valid_if_match(if_match):
         raise IfMatchInvalid('`If-Match` must be a list of quoted ETags or `*`, e.g. `"<id>:<version>"`.')
-    version: int | None = await conn.fetchval(
-        f"SELECT version FROM {model.table} WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", record_id
+    await documents.lock_embedded(conn, model.record.record_type, [record_id])
+    row = await conn.fetchrow(
+        f"SELECT version, doc FROM {model.table} WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
+        record_id,
     )
-    if version is None:
+    if row is None:
         raise NotFound(f"No {model.label} with id {record_id}")
+    version: int = row["version"]
     if if_match is not None and not if_match_allows(if_match, record_id, version):
         raise VersionMismatch(
             f"The {model.label} is at version {version}; fetch it again and reapply your change.",
             headers={"ETag": record_etag(record_id, version)},
         )
-    return version
+    return version, row["doc"]
 
 
 def _is_empty_patch(data: msgspec.Struct) -> bool:
     return all(getattr(data, name) is msgspec.UNSET for name in data.__struct_fields__)
+
+
+class _Unchanged(Exception):
+    """A patch that left the document as it was: rolls the write back."""
+
+    def __init__(self, document: bytes, version: int) -> None:
+        self.document, self.version = document, version
+
+
+class OrganisationReferenced(Conflict):
+    code, title = "still_referenced", "Live records still refer to this record"
+
+
+async def _retrying(attempt: Callable[[], Awaitable[ResultT]]) -> ResultT:
+    """Run a write transaction again when PostgreSQL broke a deadlock by aborting it (a rename's
+    cascade and a write of a record it re-renders can still meet in opposite orders). After
+    :data:`_ATTEMPTS` the error goes on: a 503 with ``Retry-After``."""
+    for n in range(_ATTEMPTS):
+        try:
+            return await attempt()
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            if n == _ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * (n + 1))
+    raise AssertionError("unreachable")
 
 
 async def update(
@@ -177,21 +222,43 @@ async def update(
     principal: Principal,
     settings: Settings,
 ) -> Response[bytes]:
-    """PATCH: absent fields unchanged, ``null`` clears, lists and objects replaced whole. An
-    empty patch changes nothing and makes no new version."""
-    async with conn.transaction():
-        version = await _lock_current_version(conn, model, record_id, if_match, settings)
-        if _is_empty_patch(data):
-            document: bytes = await conn.fetchval(
-                f"SELECT {model.record.document_function}(r) FROM {model.table} r WHERE r.id = $1", record_id
+    """PATCH: absent fields unchanged, ``null`` clears, lists and objects replaced whole. A patch
+    that changes nothing (empty, or giving the values the record already has) makes no new
+    version: 200 with the current document. A change to an organisation's name re-renders the
+    records that embed it, each as a new version (:mod:`secevents.server.sql.documents.cascade`)."""
+    record_type = model.record.record_type
+
+    async def attempt() -> Response[bytes]:
+        async with conn.transaction():
+            version, before = await _lock_current_version(conn, model, record_id, if_match, settings)
+            if _is_empty_patch(data) and before is not None:
+                raise _Unchanged(before, version)
+            await references.check(conn, data, record_id=record_id)
+            await model.update(conn, record_id, data)
+            after = (await documents.store(conn, record_type, [record_id]))[record_id]
+            if before is not None and documents.same_content(record_type, before, after):
+                raise _Unchanged(before, version)
+            cascaded = await cascade.rerender(conn, record_type, record_id, before, after)
+            document = await record_revision(
+                conn,
+                model.record,
+                record_id,
+                "update",
+                actor=principal.actor,
+                api_key_id=principal.key_id,
+                stored=True,
             )
-            return _document(document, 200, {"ETag": record_etag(record_id, version)})
-        await references.check(conn, data, record_id=record_id)
-        await model.update(conn, record_id, data)
-        document = await record_revision(
-            conn, model.record, record_id, "update", actor=principal.actor, api_key_id=principal.key_id
-        )
-    return _document(document, 200, {"ETag": record_etag(record_id, _version_of(document))})
+            if cascaded:
+                cause = {"type": record_type, "id": str(record_id), "version": _version_of(document)}
+                await cascade.record_revisions(
+                    conn, cascaded, cause=cause, actor=principal.actor, api_key_id=principal.key_id
+                )
+        return _document(document, 200, {"ETag": record_etag(record_id, _version_of(document))})
+
+    try:
+        return await _retrying(attempt)
+    except _Unchanged as unchanged:
+        return _document(unchanged.document, 200, {"ETag": record_etag(record_id, unchanged.version)})
 
 
 async def delete(
@@ -204,17 +271,35 @@ async def delete(
     settings: Settings,
 ) -> Response[None]:
     """DELETE: a soft delete. The record leaves every read; its history stays, and the change
-    feed gets a tombstone."""
-    async with conn.transaction():
-        await _lock_current_version(conn, model, record_id, if_match, settings)
-        await conn.execute(
-            f"""UPDATE {model.table} SET deleted_at = now(), updated_at = now(), version = version + 1
-                 WHERE id = $1""",
-            record_id,
-        )
-        await record_revision(
-            conn, model.record, record_id, "delete", actor=principal.actor, api_key_id=principal.key_id
-        )
+    feed gets a tombstone. An organisation that live records still embed is not deleted: 409
+    naming them (their documents would keep showing it)."""
+
+    async def attempt() -> None:
+        async with conn.transaction():
+            await _lock_current_version(conn, model, record_id, if_match, settings)
+            found = await cascade.referrers(conn, model.record.record_type, record_id)
+            if found:
+                named = [(t, i) for t, ids in found for i in ids]
+                raise OrganisationReferenced(
+                    f"{len(named)} live record(s) refer to this {model.label}: "
+                    + ", ".join(f"{t} {i}" for t, i in named[:_NAMED_REFERRERS])
+                    + (" …" if len(named) > _NAMED_REFERRERS else "")
+                    + ". Change or delete them first.",
+                    errors=[
+                        FieldError(field=f"referrers[{n}]", message=f"{t} {i}")
+                        for n, (t, i) in enumerate(named[:_NAMED_REFERRERS])
+                    ],
+                )
+            await conn.execute(
+                f"""UPDATE {model.table} SET deleted_at = now(), updated_at = now(), version = version + 1
+                     WHERE id = $1""",
+                record_id,
+            )
+            await record_revision(
+                conn, model.record, record_id, "delete", actor=principal.actor, api_key_id=principal.key_id
+            )
+
+    await _retrying(attempt)
     return Response(content=None, status_code=204)
 
 
@@ -272,7 +357,9 @@ def created_responses(record: type[msgspec.Struct], label: str) -> dict[int, Res
 def _precondition_problems() -> dict[int, ResponseSpec]:
     return {
         404: problem("No such record (or it was deleted)"),
-        409: problem("A unique value is taken"),
+        409: problem(
+            "A unique value is taken; or (delete) live records still embed this organisation, named in `errors`"
+        ),
         412: problem("`If-Match` does not name the current version: the record changed meanwhile"),
         428: problem("`If-Match` is required"),
     }

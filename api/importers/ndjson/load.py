@@ -16,11 +16,12 @@ from secevents.schemas.imports import (
     ImportResult,
     StatementImport,
 )
-from secevents.server.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, documents, not_utf8
+from secevents.server.importers import BULK_SETTINGS, ErrorLog, ImportFailed, LineError, not_utf8
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
 from secevents.server.importers.ndjson.rows import (
     _STAGERS,
     MAX_LINE_BYTES,
+    ImportDocuments,
     _Batches,
     _decoder,
     _validation_error,
@@ -32,9 +33,11 @@ from secevents.server.importers.ndjson.sql import (
     REVISION_STATEMENTS,
     STAGING,
     STAMP_STATEMENTS,
+    STORED_LATER,
     WRITE,
 )
 from secevents.server.resources.statements import queries as statements
+from secevents.server.sql import documents
 
 
 async def file_chunks(f: BinaryIO, progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
@@ -84,7 +87,7 @@ async def import_lines(
     async with conn.transaction():
         await conn.execute(BULK_SETTINGS)
         await conn.execute(STAGING)
-        batches = _Batches(documents.IncidentDocuments(await conn.fetchval("SELECT now()")))
+        batches = _Batches(ImportDocuments(await conn.fetchval("SELECT now()")))
         async for number, raw in _lines(chunks):
             lines = number
             if not raw.strip():
@@ -126,6 +129,7 @@ async def import_lines(
         async with exclusive_load(conn) if exclusive else nullcontext():
             await conn.execute(WRITE)
             await _write_statements(conn)
+            await _store_documents(conn)
             for statement in REVISION_STATEMENTS:
                 await conn.execute(statement, api_key_id, actor)
         sources, organisations, incidents, statement_count = await conn.fetchrow(COUNTS)
@@ -143,6 +147,15 @@ def _incomplete(announced: int, seen: int) -> str:
         f"the export says {announced} record(s) came before this line, {seen} did: "
         "the file is incomplete or was edited"
     )
+
+
+async def _store_documents(conn: asyncpg.Connection) -> None:
+    """Documents of what the import wrote, rendered from the rows (the incidents whose document
+    was rendered while parsing already have it)."""
+    for record_type, sql in STORED_LATER.items():
+        ids = [r[0] for r in await conn.fetch(sql)]
+        if ids:
+            await documents.store(conn, record_type, ids)
 
 
 async def _write_statements(conn: asyncpg.Connection) -> None:

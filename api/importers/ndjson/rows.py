@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,9 @@ from secevents.schemas.imports import (
     SourceImport,
     StatementImport,
 )
-from secevents.server.importers import LineError, documents
+from secevents.server.importers import LineError
 from secevents.server.importers.ndjson.sql import TABLE_COLUMNS
+from secevents.server.sql.documents import incidents as incident_documents
 
 BATCH_ROWS = 5_000
 MAX_LINE_BYTES = 4 * 1_048_576
@@ -31,12 +33,56 @@ def _estimate(e: Estimate | None) -> tuple[int | None, int | None, int | None]:
     return (None, None, None) if e is None else (e.low, e.best, e.high)
 
 
+class ImportDocuments:
+    """Renders the documents of the incidents being imported while they are parsed (the rows
+    written later say the same: :func:`incident_documents.from_import`).
+
+    A document names each participant's organisation: names come from the organisations of the
+    same import (:meth:`add_name`) and, batch by batch, from the database (:meth:`resolve`,
+    which locks them like every renderer does). An incident whose organisation is not known yet
+    (it comes later in the file, or does not exist: the import's checks report that) gets no
+    document here; it is rendered from its rows once they are written.
+    """
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+        self._names: dict[UUID, str] = {}
+        self._looked_up: set[UUID] = set()
+        self._encode = msgspec.json.Encoder().encode
+
+    def add_name(self, organisation_id: UUID, name: str) -> None:
+        self._names[organisation_id] = name
+
+    async def resolve(self, conn: asyncpg.Connection, incidents: Iterable[IncidentImport]) -> None:
+        """Look up, in one query, the organisations of ``incidents`` not named yet."""
+        wanted = {
+            p.organisation_id
+            for r in incidents
+            for p in r.participants
+            if p.organisation_id not in self._names and p.organisation_id not in self._looked_up
+        }
+        if not wanted:
+            return
+        self._looked_up |= wanted
+        rows = await conn.fetch(
+            "SELECT id, name FROM organisations WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL"
+            " ORDER BY id FOR SHARE",
+            list(wanted),
+        )
+        for row in rows:
+            self._names[row["id"]] = row["name"]
+
+    def render(self, r: IncidentImport) -> bytes | None:
+        document = incident_documents.from_import(r, self._names, self.now)
+        return None if document is None else self._encode(document)
+
+
 @dataclass(slots=True)
 class _Batches:
     """Rows waiting to be COPYed, per staging table; incidents wait with their records, whose
     documents are rendered when the batch is flushed."""
 
-    docs: documents.IncidentDocuments
+    docs: ImportDocuments
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLE_COLUMNS})
     incidents: list[tuple[tuple[Any, ...], IncidentImport]] = field(default_factory=list)
     records: int = 0

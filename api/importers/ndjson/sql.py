@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from secevents.server.importers import documents
+from secevents.schemas.records import RecordType
 
 STAGING = """
 CREATE TEMP TABLE nd_sources (
@@ -145,11 +145,11 @@ SELECT r.id, c.ord, (c.e->>'source_id')::uuid, c.e->>'quote'
 INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
                        country, admin1, admin2, place, lat, lon, location_precision,
                        killed_low, killed_best, killed_high, injured_low, injured_best, injured_high,
-                       external_ids, version, created_at, updated_at)
+                       external_ids, version, created_at, updated_at, doc)
 SELECT id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
        country, admin1, admin2, place, lat, lon, location_precision,
        killed_low, killed_best, killed_high, injured_low, injured_best, injured_high,
-       external_ids, {_STAMPS}
+       external_ids, {_STAMPS}, doc
   FROM nd_incidents ORDER BY line;
 INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
 SELECT incident_id, ordinal, organisation_id, role FROM nd_participants;
@@ -172,27 +172,27 @@ UPDATE statements s
   FROM nd_statements n WHERE n.id = s.id
 """
 
-# Incidents are most of a bulk import: their documents were rendered in Python while parsing,
-# except those naming an organisation that was not known yet, rendered here set-based
-# (api/importers/documents.py).
-_LATE_DOCUMENTS = documents.incident_documents_sql(
-    "SELECT id, line AS ord, 'create' AS operation FROM nd_incidents WHERE doc IS NULL"
-)
-_INCIDENT_REVISIONS = f"""
+# Incidents are most of a bulk import: their documents were rendered in Python while parsing and
+# written with them, except those naming an organisation that was not known yet. Those, and the
+# other records, are rendered from their rows once written (secevents.server.sql.documents).
+STORED_LATER: dict[RecordType, str] = {
+    "source": "SELECT id FROM nd_sources ORDER BY line",
+    "organisation": "SELECT id FROM nd_organisations ORDER BY line",
+    "incident": "SELECT id FROM nd_incidents WHERE doc IS NULL ORDER BY line",
+    "statement": "SELECT id FROM nd_statements ORDER BY line",
+}
+REVISIONS = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
-SELECT 'incident', n.id, coalesce(n.version, 1), 'create', coalesce(n.doc, d.doc), $1, $2
-  FROM nd_incidents n LEFT JOIN ({_LATE_DOCUMENTS}) d ON d.id = n.id
- ORDER BY n.line"""
-REVISIONS = f"""
-INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
-SELECT 'source', r.id, r.version, 'create', source_doc(r), $1, $2
+SELECT 'source', r.id, r.version, 'create', r.doc, $1, $2
   FROM nd_sources n JOIN sources r ON r.id = n.id ORDER BY n.line;
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
-SELECT 'organisation', r.id, r.version, 'create', organisation_doc(r), $1, $2
+SELECT 'organisation', r.id, r.version, 'create', r.doc, $1, $2
   FROM nd_organisations n JOIN organisations r ON r.id = n.id ORDER BY n.line;
-{_INCIDENT_REVISIONS};
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
-SELECT 'statement', r.id, r.version, 'create', statement_doc(r), $1, $2
+SELECT 'incident', r.id, r.version, 'create', r.doc, $1, $2
+  FROM nd_incidents n JOIN incidents r ON r.id = n.id ORDER BY n.line;
+INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
+SELECT 'statement', r.id, r.version, 'create', r.doc, $1, $2
   FROM nd_statements n JOIN statements r ON r.id = n.id ORDER BY n.line
 """
 REVISION_STATEMENTS = [s for s in REVISIONS.split(";") if s.strip()]

@@ -38,6 +38,7 @@ from secevents.server.importers.ucdp.sql import (
     UPSERT_DATASET_SOURCE,
     WRITE_CITATIONS,
     WRITE_INCIDENTS,
+    WRITTEN_INCIDENTS,
 )
 from secevents.server.importers.ucdp.vocabulary import (
     DATASET_PUBLISHER,
@@ -46,6 +47,7 @@ from secevents.server.importers.ucdp.vocabulary import (
     STAGE_COLUMNS,
     Progress,
 )
+from secevents.server.sql import documents
 
 
 async def import_file(
@@ -94,6 +96,11 @@ async def import_file(
         async with exclusive_load(conn) if exclusive else nullcontext():
             await conn.execute(WRITE_INCIDENTS)
             await conn.execute(WRITE_CITATIONS, source_id)
+            # Documents: rendered from the rows just written (secevents.server.sql.documents).
+            if summary.source_created:
+                await documents.store(conn, "source", [source_id])
+            await documents.store(conn, "organisation", [*linked, *created])
+            await documents.store(conn, "incident", [r[0] for r in await conn.fetch(WRITTEN_INCIDENTS)])
             if summary.source_created:
                 await conn.execute(REVISE_SOURCE, source_id, actor)
             await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)

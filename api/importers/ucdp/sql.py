@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from secevents.server.importers import (
-    documents,
-)
-
 CREATE_STAGE = """
 CREATE TEMP TABLE ucdp_stage (
   line integer NOT NULL, ged_id text NOT NULL, title text, summary text, type text, subtype text,
@@ -181,20 +177,24 @@ INSERT INTO citations (incident_id, ordinal, source_id, quote)
 SELECT incident_id, 1, $1, quote FROM ucdp_stage WHERE action IN ('create', 'update')
 """
 
+# The records whose documents are (re-)rendered from their rows once written.
+WRITTEN_INCIDENTS = "SELECT incident_id FROM ucdp_stage WHERE action IN ('create', 'update') ORDER BY line"
+
 # Revisions last, in one statement per record type: the change feed sees every imported record.
 REVISE_SOURCE = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
-SELECT 'source', s.id, s.version, 'create', source_doc(s), $2 FROM sources s WHERE s.id = $1
+SELECT 'source', s.id, s.version, 'create', s.doc, $2 FROM sources s WHERE s.id = $1
 """
 REVISE_ORGANISATIONS = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
-SELECT 'organisation', o.id, o.version, CASE WHEN o.version = 1 THEN 'create' ELSE 'update' END,
-       organisation_doc(o), $2
+SELECT 'organisation', o.id, o.version, CASE WHEN o.version = 1 THEN 'create' ELSE 'update' END, o.doc, $2
   FROM organisations o WHERE o.id = ANY($1::uuid[]) ORDER BY o.id
 """
-REVISE_INCIDENTS = documents.incident_revisions_sql(
-    "SELECT incident_id AS id, line AS ord, action AS operation FROM ucdp_stage"
-    " WHERE action IN ('create', 'update')",
-    actor="$1",
-)
+REVISE_INCIDENTS = """
+INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
+SELECT 'incident', i.id, i.version, s.action, i.doc, $1
+  FROM ucdp_stage s JOIN incidents i ON i.id = s.incident_id
+ WHERE s.action IN ('create', 'update')
+ ORDER BY s.line
+"""
 COUNT_ACTIONS = "SELECT action, count(*) FROM ucdp_stage GROUP BY action"

@@ -30,8 +30,7 @@ SORTS = sort_orders(
 )
 IncidentSort = Literal["-occurred", "occurred", "-updated", "updated"]
 
-GET = "SELECT incident_doc(i) FROM incidents i WHERE i.id = $1 AND i.deleted_at IS NULL"
-READ = "SELECT incident_doc(i) AS doc, i.version FROM incidents i WHERE i.id = $1 AND i.deleted_at IS NULL"
+READ = "SELECT i.doc, i.version FROM incidents i WHERE i.id = $1 AND i.deleted_at IS NULL"
 
 
 def list_query(
@@ -39,7 +38,7 @@ def list_query(
 ) -> tuple[str, list[Any]]:
     sql = SqlBuilder()
     filters.apply(sql)
-    return page_sql("incidents", "i", "incident_doc", sql, sort, after, limit), sql.args
+    return page_sql("incidents", "i", sql, sort, after, limit), sql.args
 
 
 def organisation_list_query(
@@ -54,7 +53,7 @@ def organisation_list_query(
     parent = sql.param(organisation_id)
     replace(filters, role=()).apply(sql)
     sql.where(f"i.id IN ({participation(sql, parent, filters.role)})")
-    page = page_sql("incidents", "i", "incident_doc", sql, sort, after, limit)
+    page = page_sql("incidents", "i", sql, sort, after, limit)
     return scoped_page_sql("organisations", parent, page, sort), sql.args
 
 
@@ -219,5 +218,5 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: IncidentPatch)
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
 
 
-RECORD = RecordTable("incident", "incidents", "i", "incident_doc")
+RECORD = RecordTable("incident", "incidents", "i")
 WRITES: WriteModel[IncidentCreate, IncidentPatch] = WriteModel(RECORD, "/v1/incidents", insert, update)

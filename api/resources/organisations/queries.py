@@ -28,8 +28,7 @@ SORTS = sort_orders(
 )
 OrganisationSort = Literal["name", "-name", "-updated", "updated"]
 
-GET = "SELECT organisation_doc(o) FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
-READ = "SELECT organisation_doc(o) AS doc, o.version FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
+READ = "SELECT o.doc, o.version FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
 
 
 def list_query(
@@ -37,7 +36,7 @@ def list_query(
 ) -> tuple[str, list[Any]]:
     sql = SqlBuilder()
     filters.apply(sql)
-    return page_sql("organisations", "o", "organisation_doc", sql, sort, after, limit), sql.args
+    return page_sql("organisations", "o", sql, sort, after, limit), sql.args
 
 
 # --- writes ------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: OrganisationPa
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
 
 
-RECORD = RecordTable("organisation", "organisations", "o", "organisation_doc")
+RECORD = RecordTable("organisation", "organisations", "o")
 WRITES: WriteModel[OrganisationCreate, OrganisationPatch] = WriteModel(
     RECORD, "/v1/organisations", insert, update
 )

@@ -30,8 +30,7 @@ SORTS = sort_orders(
 )
 SourceSort = Literal["-created", "created", "-updated", "updated"]
 
-GET = "SELECT source_doc(s) FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL"
-READ = "SELECT source_doc(s) AS doc, s.version FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL"
+READ = "SELECT s.doc, s.version FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL"
 
 
 def list_query(
@@ -39,7 +38,7 @@ def list_query(
 ) -> tuple[str, list[Any]]:
     sql = SqlBuilder()
     filters.apply(sql)
-    return page_sql("sources", "s", "source_doc", sql, sort, after, limit), sql.args
+    return page_sql("sources", "s", sql, sort, after, limit), sql.args
 
 
 # --- writes ------------------------------------------------------------------------------
@@ -97,5 +96,5 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: SourcePatch) -
             )
 
 
-RECORD = RecordTable("source", "sources", "s", "source_doc")
+RECORD = RecordTable("source", "sources", "s")
 WRITES: WriteModel[SourceCreate, SourcePatch] = WriteModel(RECORD, "/v1/sources", insert, update)

@@ -28,8 +28,7 @@ SORTS = sort_orders(
 )
 StatementSort = Literal["-issued", "issued", "-updated", "updated"]
 
-GET = "SELECT statement_doc(s) FROM statements s WHERE s.id = $1 AND s.deleted_at IS NULL"
-READ = "SELECT statement_doc(s) AS doc, s.version FROM statements s WHERE s.id = $1 AND s.deleted_at IS NULL"
+READ = "SELECT s.doc, s.version FROM statements s WHERE s.id = $1 AND s.deleted_at IS NULL"
 
 
 def list_query(
@@ -37,7 +36,7 @@ def list_query(
 ) -> tuple[str, list[Any]]:
     sql = SqlBuilder()
     filters.apply(sql)
-    return page_sql("statements", "s", "statement_doc", sql, sort, after, limit), sql.args
+    return page_sql("statements", "s", sql, sort, after, limit), sql.args
 
 
 def organisation_list_query(
@@ -52,7 +51,7 @@ def organisation_list_query(
     parent = sql.param(organisation_id)
     replace(filters, role=()).apply(sql)
     sql.where(f"s.id IN ({involvement(sql, parent, filters.role)})")
-    page = page_sql("statements", "s", "statement_doc", sql, sort, after, limit)
+    page = page_sql("statements", "s", sql, sort, after, limit)
     return scoped_page_sql("organisations", parent, page, sort), sql.args
 
 
@@ -189,5 +188,5 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: StatementPatch
         await conn.execute(REPLACE_CITATIONS, record_id, citation_rows(list(data.citations)))
 
 
-RECORD = RecordTable("statement", "statements", "s", "statement_doc")
+RECORD = RecordTable("statement", "statements", "s")
 WRITES: WriteModel[StatementCreate, StatementPatch] = WriteModel(RECORD, "/v1/statements", insert, update)
