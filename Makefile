@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-import fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ screenshot: $(INSTALLED)
 ## results in bench/results/read.md.
 bench-read: $(INSTALLED)
 	$(BIN)/python -m bench.read
+
+## The served app on uvloop and on asyncio (granian + wrk, over bench-read's database; needs
+## DATABASE_URL) → bench/results/serve.md
+bench-serve: $(INSTALLED)
+	$(BIN)/python -m bench.serve
 
 ## Import rows/s and streamed-export memory → bench/results/import_export.md
 bench-import: $(INSTALLED)

@@ -117,15 +117,19 @@ def with_database(settings: Settings, **database: object) -> Settings:
     return replace(settings, database=replace(settings.database, **database))  # type: ignore[arg-type]
 
 
-async def store_documents(conn: asyncpg.Connection, record_type: RecordType | None = None, ids: list[Any] | None = None) -> None:
+async def store_documents(
+    conn: asyncpg.Connection, record_type: RecordType | None = None, ids: list[Any] | None = None
+) -> None:
     """Render and store the documents of records a test wrote with SQL rather than the API:
     ``ids`` of ``record_type``, or every record without a document yet."""
     async with conn.transaction():
         for kind, renderer in documents.RENDERERS.items():
             if record_type is not None and kind != record_type:
                 continue
-            wanted = ids if ids is not None else [
-                r[0] for r in await conn.fetch(f"SELECT id FROM {renderer.table} WHERE doc IS NULL")
-            ]
+            wanted = (
+                ids
+                if ids is not None
+                else [r[0] for r in await conn.fetch(f"SELECT id FROM {renderer.table} WHERE doc IS NULL")]
+            )
             if wanted:
                 await documents.store(conn, kind, wanted)

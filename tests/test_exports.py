@@ -122,9 +122,7 @@ async def test_csv_parses_with_the_csv_module(
     assert {r["location_country"] for r in rows} == {"PK"}
     ucdp_row = next(r for r in rows if '"ucdp_ged_id"' in r["external_ids"])
     doc = json.loads(
-        await with_ucdp.fetchval(
-            "SELECT i.doc::text FROM incidents i WHERE id = $1", ucdp_row["id"]
-        )
+        await with_ucdp.fetchval("SELECT i.doc::text FROM incidents i WHERE id = $1", ucdp_row["id"])
     )
     assert int(ucdp_row["casualties_killed_best"]) == doc["casualties"]["killed"]["best"]
     assert json.loads(ucdp_row["participants"]) == doc["participants"]

@@ -30,8 +30,9 @@ from secevents.schemas.statements import Statement
 from secevents.server.http.errors import UnprocessableEntity
 from secevents.server.sql.documents import incidents, organisations, sources, statements
 
-# Records rendered per query: bounds the memory of a bulk render (imports, cascades).
-CHUNK = 5000
+# Records rendered per query: bounds the memory of a bulk render (imports, cascades) and how long
+# rendering holds the event loop between two awaits (about 20 ms for 1,000 incidents).
+CHUNK = 1000
 
 _encode = msgspec.json.Encoder().encode
 
