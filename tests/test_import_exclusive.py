@@ -17,7 +17,7 @@ from secevents.server import db
 from secevents.server.cli import main as cli
 from secevents.server.importers import ImportFailed, exclusive, ndjson, ucdp
 from tests.conftest import make_settings
-from tests.support import assert_problem, serve, until, with_database
+from tests.support import assert_problem, serve, store_documents, until, with_database
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ucdp"
 
@@ -178,6 +178,7 @@ async def test_api_requests_during_an_exclusive_import_get_503_not_half_the_data
                 " country, location_precision) VALUES ('bulk', 'battle', '2024-01-01', '2024-01-01',"
                 " 'day', 'PK', 'country')"
             )
+            await store_documents(importer, "incident")
             waiting = await client.get("/v1/incidents")
             assert_problem(waiting, 503, "statement_timeout")
             assert waiting.headers["retry-after"]
