@@ -163,7 +163,9 @@ async def main_async(args: argparse.Namespace) -> str:
     embedded = None if url else db.EmbeddedPostgres(EMBEDDED_DIR)
     server_url = url or embedded.start()  # type: ignore[union-attr]
     try:
-        bench_url, backfill_seconds = await read_data.prepare_database(server_url, args.incidents)
+        bench_url, backfill_seconds = await read_data.prepare_database(
+            server_url, args.incidents, args.database
+        )
         return await measure_all(bench_url, backfill_seconds, args)
     finally:
         if embedded is not None:
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--database", default=read_data.BENCH_DB, help="the bench database's name")
     args = parser.parse_args(argv)
     text = asyncio.run(main_async(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)

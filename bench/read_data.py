@@ -40,13 +40,13 @@ RENAMED_INCIDENTS = 10_000
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
 
-async def prepare_database(server_url: str, incidents: int) -> tuple[str, float | None]:
-    """The bench database at head holding ``incidents`` incidents (rebuilt when it holds another
-    number); and how long migration 0005 took on it when it was built (None: not measured)."""
-    url = db.url_with_database(server_url, BENCH_DB)
+async def prepare_database(server_url: str, incidents: int, name: str = BENCH_DB) -> tuple[str, float | None]:
+    """The bench database ``name`` at head holding ``incidents`` incidents (rebuilt when it holds
+    another number); and how long migration 0005 took on it when it was built (None: unknown)."""
+    url = db.url_with_database(server_url, name)
     admin = await asyncpg.connect(server_url)
     try:
-        exists = await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", BENCH_DB)
+        exists = await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name)
         have = 0
         if exists:
             conn = await asyncpg.connect(url)
@@ -65,8 +65,8 @@ async def prepare_database(server_url: str, incidents: int) -> tuple[str, float 
             finally:
                 await conn.close()
             return url, seconds
-        await admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     await asyncio.to_thread(db.upgrade, url, "0004")

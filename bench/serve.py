@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--database", default=BENCH_DB, help="the bench database's name")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench.serve needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not server:
         print("set DATABASE_URL to the server bench.read built its database on", file=sys.stderr)
         return 2
-    url = db.url_with_database(server, BENCH_DB)
+    url = db.url_with_database(server, args.database)
     totals: dict[tuple[str, str], list[float]] = {}
     for order in (LOOPS, tuple(reversed(LOOPS))):
         for loop in order:
