@@ -23,9 +23,11 @@ Create Date: 2026-11-30
 
   The backfill commits batch by batch (:data:`BATCH` records, each batch one transaction taking
   row locks only), so API reads and writes keep running: no table lock is held for longer than
-  adding a nullable column takes. Measured: 1,000,000 incidents (two participants and one
-  citation each) in 205 s on a 2-core machine shared with other work (PostgreSQL 15), about
-  1 ms per batch row of which most is ``incident_doc()`` rendering and the jsonb comparison.
+  adding a nullable column takes (the new index is built ``CONCURRENTLY``). Measured
+  (``bench.read_data``, which builds its set at 0004 and migrates it): 1,000,000 incidents (1–2
+  participants each, a citation on one in ten) took 1,655 s — about 1.7 ms per record — on a
+  2-core machine that other test suites kept at a load average near 10 (PostgreSQL 15). Most of
+  it is ``incident_doc()`` rendering each record once more to compare it with its revision.
 """
 
 from __future__ import annotations
