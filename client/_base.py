@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import quote
 
 import httpx
@@ -89,6 +89,37 @@ class _PageBody(msgspec.Struct, Generic[T]):
 
 def path_param(value: object) -> str:
     return quote(_text(value), safe="")
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A record as read: every record has its ``id`` and ``version``."""
+
+    @property
+    def id(self) -> object: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+IfMatch = str | int | Versioned
+"""What ``if_match=`` takes: the ``ETag`` as the server sent it, the record as read (its id and
+version make its ETag), or the version number alone (with the id of the call)."""
+
+
+def if_match_header(value: IfMatch | None, record_id: object = None) -> str | None:
+    """The ``If-Match`` header for ``value``: a record's ETag is ``"<id>:<version>"``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("if_match takes an ETag, a record or a version number, not a bool")
+    if isinstance(value, int):
+        if record_id is None:
+            raise TypeError("if_match=<version> needs the record's id in the call")
+        return f'"{_text(record_id)}:{value}"'
+    if isinstance(value, Versioned):
+        return f'"{_text(value.id)}:{value.version}"'
+    raise TypeError(f"if_match takes an ETag, a record or a version number, not {type(value).__name__}")
 
 
 def _text(value: object) -> str:
@@ -377,7 +408,12 @@ class SyncAPIClient(_ClientConfig):
         def parse() -> SyncPage[T]:
             body: _PageBody[T] = decode(response, _PageBody[item])  # type: ignore[valid-type]
             return SyncPage(
-                body.data, body.next_cursor, body.cursor_of_next_page(), response=response, fetch=fetch
+                body.data,
+                body.next_cursor,
+                body.cursor_of_next_page(),
+                response=response,
+                fetch=fetch,
+                item_type=item,
             )
 
         if raw:
@@ -485,7 +521,12 @@ class AsyncAPIClient(_ClientConfig):
         def parse() -> AsyncPage[T]:
             body: _PageBody[T] = decode(response, _PageBody[item])  # type: ignore[valid-type]
             return AsyncPage(
-                body.data, body.next_cursor, body.cursor_of_next_page(), response=response, fetch=fetch
+                body.data,
+                body.next_cursor,
+                body.cursor_of_next_page(),
+                response=response,
+                fetch=fetch,
+                item_type=item,
             )
 
         if raw:

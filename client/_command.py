@@ -18,6 +18,8 @@ def main() -> int:
     try:
         server_cli = importlib.import_module("secevents.server.cli.main")
     except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("secevents"):
+            raise  # a module of our own missing is a broken install or a bug, not a missing extra
         print(
             f"secevents: the server is not installed (no module {exc.name!r}); install it with: {SERVER_EXTRA_HINT}",
             file=sys.stderr,

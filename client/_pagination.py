@@ -1,5 +1,6 @@
 """Pages of a list, walking the keyset cursor by themselves.
 
+``to_pandas()`` gives every item of every page as a pandas DataFrame with flat columns.
 Iterating a page yields every item of it *and of every later page*, fetching each page only
 when the previous one is used up; ``.data`` and ``.next_cursor`` are the page itself. A feed
 whose ``next_cursor`` is always set (``/v1/changes``) ends when it is caught up (``has_more``
@@ -12,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from typing import Any, Generic, TypeVar
 
 import httpx
+
+from secevents._frames import to_pandas as _to_pandas
 
 __all__ = ["AsyncPage", "AsyncPager", "SyncPage"]
 
@@ -27,8 +30,10 @@ class SyncPage(Generic[T]):
         *,
         response: httpx.Response,
         fetch: Callable[[str], SyncPage[T]],
+        item_type: type[Any] | None = None,
     ) -> None:
         self.data = data
+        self.item_type = item_type
         self.next_cursor = next_cursor
         self._next_page_cursor = next_page_cursor
         self.response = response
@@ -54,6 +59,12 @@ class SyncPage(Generic[T]):
         for page in self.iter_pages():
             yield from page.data
 
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame of every item of this page and of every later one, one row each,
+        flat columns (``killed_best``, ``occurred_start``, ``country``…; see
+        :mod:`secevents._frames`). Needs ``pip install 'secevents[pandas]'``."""
+        return _to_pandas(self, self.item_type)
+
     def __repr__(self) -> str:
         return f"<SyncPage of {len(self.data)} items, next_cursor={self.next_cursor!r}>"
 
@@ -67,8 +78,10 @@ class AsyncPage(Generic[T]):
         *,
         response: httpx.Response,
         fetch: Callable[[str], Awaitable[AsyncPage[T]]],
+        item_type: type[Any] | None = None,
     ) -> None:
         self.data = data
+        self.item_type = item_type
         self.next_cursor = next_cursor
         self._next_page_cursor = next_page_cursor
         self.response = response
@@ -94,6 +107,10 @@ class AsyncPage(Generic[T]):
             for item in page.data:
                 yield item
 
+    async def to_pandas(self) -> Any:
+        """The async twin of :meth:`SyncPage.to_pandas`: every item of this page and later ones."""
+        return _to_pandas([item async for item in self], self.item_type)
+
     def __repr__(self) -> str:
         return f"<AsyncPage of {len(self.data)} items, next_cursor={self.next_cursor!r}>"
 
@@ -112,3 +129,8 @@ class AsyncPager(Generic[T]):
         page = await self._first_page()
         async for item in page:
             yield item
+
+    async def to_pandas(self) -> Any:
+        """``await api.incidents.list(...).to_pandas()``: every item of every page, as a DataFrame."""
+        page = await self._first_page()
+        return await page.to_pandas()

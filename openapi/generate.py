@@ -479,7 +479,7 @@ def signature(op: Operation) -> str:
     if op.method == "POST":
         keywords.append("idempotency_key: str | None = None")
     if op.method in {"PATCH", "PUT", "DELETE"}:
-        keywords.append("if_match: str | None = None")
+        keywords.append("if_match: IfMatch | None = None")
     parts = ["self", *positional]
     if positional:
         parts.append("/")
@@ -496,12 +496,17 @@ def call_expression(op: Operation) -> str:
     arguments = [json.dumps(op.method), path_literal, json.dumps(op.operation_id)]
     query = [p for p in op.keyword_params if p.location == "query"]
     headers = [p for p in op.keyword_params if p.location == "header"]
+    values = {p.wire_name: p.name for p in headers}
     if op.method in {"PATCH", "PUT", "DELETE"}:
-        headers.append(Parameter("If-Match", "if_match", "header", "str", False))
+        # A record or its version number makes the ETag (secevents._base.if_match_header).
+        record_id = op.path_params[-1].name if op.path_params else "None"
+        values["If-Match"] = f"if_match_header(if_match, {record_id})"
     if query:
         arguments.append("params={" + ", ".join(f'"{p.wire_name}": {p.name}' for p in query) + "}")
-    if headers:
-        arguments.append("headers={" + ", ".join(f'"{p.wire_name}": {p.name}' for p in headers) + "}")
+    if values:
+        arguments.append(
+            "headers={" + ", ".join(f'"{name}": {value}' for name, value in values.items()) + "}"
+        )
     if op.body is not None:
         arguments.append("body=body")
         if op.body_media_type:
@@ -548,6 +553,9 @@ def resource_module(tag: str, operations: list[Operation]) -> str:
     imports.add("secevents._response", "to_async_raw_response_wrapper")
     if any(op.path_params for op in operations):
         imports.add("secevents._base", "path_param")
+    if any(op.method in {"PATCH", "PUT", "DELETE"} for op in operations):
+        imports.add("secevents._base", "IfMatch")
+        imports.add("secevents._base", "if_match_header")
     if "page" in kinds:
         imports.add("secevents._pagination", "SyncPage")
         imports.add("secevents._pagination", "AsyncPager")

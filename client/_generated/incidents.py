@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
-from secevents._base import AsyncAPIResource, Call, SyncAPIResource, path_param
+from secevents._base import AsyncAPIResource, Call, IfMatch, SyncAPIResource, if_match_header, path_param
 from secevents._pagination import AsyncPager, SyncPage
 from secevents._response import to_async_raw_response_wrapper, to_raw_response_wrapper
 from secevents.schemas.incidents import Incident, IncidentCreate, IncidentPatch
@@ -40,7 +40,7 @@ class IncidentsResource(SyncAPIResource):
             Call("POST", "/v1/incidents", "create_incident", body=body, idempotency_key=idempotency_key),
         )
 
-    def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete an incident
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -53,7 +53,7 @@ class IncidentsResource(SyncAPIResource):
                 "DELETE",
                 f"/v1/incidents/{path_param(record_id)}",
                 "delete_incident",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -274,7 +274,7 @@ class IncidentsResource(SyncAPIResource):
         )
 
     def update(
-        self, record_id: UUID | str, body: IncidentPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: IncidentPatch, /, *, if_match: IfMatch | None = None
     ) -> Incident:
         """Update an incident
 
@@ -289,7 +289,7 @@ class IncidentsResource(SyncAPIResource):
                 "PATCH",
                 f"/v1/incidents/{path_param(record_id)}",
                 "update_incident",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )
@@ -317,7 +317,7 @@ class AsyncIncidentsResource(AsyncAPIResource):
             Call("POST", "/v1/incidents", "create_incident", body=body, idempotency_key=idempotency_key),
         )
 
-    async def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    async def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete an incident
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -330,7 +330,7 @@ class AsyncIncidentsResource(AsyncAPIResource):
                 "DELETE",
                 f"/v1/incidents/{path_param(record_id)}",
                 "delete_incident",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -555,7 +555,7 @@ class AsyncIncidentsResource(AsyncAPIResource):
         )
 
     async def update(
-        self, record_id: UUID | str, body: IncidentPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: IncidentPatch, /, *, if_match: IfMatch | None = None
     ) -> Incident:
         """Update an incident
 
@@ -570,7 +570,7 @@ class AsyncIncidentsResource(AsyncAPIResource):
                 "PATCH",
                 f"/v1/incidents/{path_param(record_id)}",
                 "update_incident",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )

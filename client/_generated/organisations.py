@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
-from secevents._base import AsyncAPIResource, Call, SyncAPIResource, path_param
+from secevents._base import AsyncAPIResource, Call, IfMatch, SyncAPIResource, if_match_header, path_param
 from secevents._pagination import AsyncPager, SyncPage
 from secevents._response import to_async_raw_response_wrapper, to_raw_response_wrapper
 from secevents.schemas.incidents import Incident
@@ -43,7 +43,7 @@ class OrganisationsResource(SyncAPIResource):
             ),
         )
 
-    def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete an organisation
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -56,7 +56,7 @@ class OrganisationsResource(SyncAPIResource):
                 "DELETE",
                 f"/v1/organisations/{path_param(record_id)}",
                 "delete_organisation",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -336,7 +336,7 @@ class OrganisationsResource(SyncAPIResource):
         )
 
     def update(
-        self, record_id: UUID | str, body: OrganisationPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: OrganisationPatch, /, *, if_match: IfMatch | None = None
     ) -> Organisation:
         """Update an organisation
 
@@ -351,7 +351,7 @@ class OrganisationsResource(SyncAPIResource):
                 "PATCH",
                 f"/v1/organisations/{path_param(record_id)}",
                 "update_organisation",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )
@@ -383,7 +383,7 @@ class AsyncOrganisationsResource(AsyncAPIResource):
             ),
         )
 
-    async def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    async def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete an organisation
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -396,7 +396,7 @@ class AsyncOrganisationsResource(AsyncAPIResource):
                 "DELETE",
                 f"/v1/organisations/{path_param(record_id)}",
                 "delete_organisation",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -684,7 +684,7 @@ class AsyncOrganisationsResource(AsyncAPIResource):
         )
 
     async def update(
-        self, record_id: UUID | str, body: OrganisationPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: OrganisationPatch, /, *, if_match: IfMatch | None = None
     ) -> Organisation:
         """Update an organisation
 
@@ -699,7 +699,7 @@ class AsyncOrganisationsResource(AsyncAPIResource):
                 "PATCH",
                 f"/v1/organisations/{path_param(record_id)}",
                 "update_organisation",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )

@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
-from secevents._base import AsyncAPIResource, Call, SyncAPIResource, path_param
+from secevents._base import AsyncAPIResource, Call, IfMatch, SyncAPIResource, if_match_header, path_param
 from secevents._pagination import AsyncPager, SyncPage
 from secevents._response import to_async_raw_response_wrapper, to_raw_response_wrapper
 from secevents.schemas.revisions import Revision
@@ -38,7 +38,7 @@ class SourcesResource(SyncAPIResource):
             Source, Call("POST", "/v1/sources", "create_source", body=body, idempotency_key=idempotency_key)
         )
 
-    def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete a source
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -51,7 +51,7 @@ class SourcesResource(SyncAPIResource):
                 "DELETE",
                 f"/v1/sources/{path_param(record_id)}",
                 "delete_source",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -146,7 +146,9 @@ class SourcesResource(SyncAPIResource):
             cursor_param="cursor",
         )
 
-    def update(self, record_id: UUID | str, body: SourcePatch, /, *, if_match: str | None = None) -> Source:
+    def update(
+        self, record_id: UUID | str, body: SourcePatch, /, *, if_match: IfMatch | None = None
+    ) -> Source:
         """Update a source
 
         A partial update: an absent field is unchanged, `null` clears it, objects and lists are replaced
@@ -160,7 +162,7 @@ class SourcesResource(SyncAPIResource):
                 "PATCH",
                 f"/v1/sources/{path_param(record_id)}",
                 "update_source",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )
@@ -187,7 +189,7 @@ class AsyncSourcesResource(AsyncAPIResource):
             Source, Call("POST", "/v1/sources", "create_source", body=body, idempotency_key=idempotency_key)
         )
 
-    async def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    async def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete a source
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -200,7 +202,7 @@ class AsyncSourcesResource(AsyncAPIResource):
                 "DELETE",
                 f"/v1/sources/{path_param(record_id)}",
                 "delete_source",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -302,7 +304,7 @@ class AsyncSourcesResource(AsyncAPIResource):
         )
 
     async def update(
-        self, record_id: UUID | str, body: SourcePatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: SourcePatch, /, *, if_match: IfMatch | None = None
     ) -> Source:
         """Update a source
 
@@ -317,7 +319,7 @@ class AsyncSourcesResource(AsyncAPIResource):
                 "PATCH",
                 f"/v1/sources/{path_param(record_id)}",
                 "update_source",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )

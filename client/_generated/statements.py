@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
-from secevents._base import AsyncAPIResource, Call, SyncAPIResource, path_param
+from secevents._base import AsyncAPIResource, Call, IfMatch, SyncAPIResource, if_match_header, path_param
 from secevents._pagination import AsyncPager, SyncPage
 from secevents._response import to_async_raw_response_wrapper, to_raw_response_wrapper
 from secevents.schemas.revisions import Revision
@@ -39,7 +39,7 @@ class StatementsResource(SyncAPIResource):
             Call("POST", "/v1/statements", "create_statement", body=body, idempotency_key=idempotency_key),
         )
 
-    def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete a statement
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -52,7 +52,7 @@ class StatementsResource(SyncAPIResource):
                 "DELETE",
                 f"/v1/statements/{path_param(record_id)}",
                 "delete_statement",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -170,7 +170,7 @@ class StatementsResource(SyncAPIResource):
         )
 
     def update(
-        self, record_id: UUID | str, body: StatementPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: StatementPatch, /, *, if_match: IfMatch | None = None
     ) -> Statement:
         """Update a statement
 
@@ -185,7 +185,7 @@ class StatementsResource(SyncAPIResource):
                 "PATCH",
                 f"/v1/statements/{path_param(record_id)}",
                 "update_statement",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )
@@ -213,7 +213,7 @@ class AsyncStatementsResource(AsyncAPIResource):
             Call("POST", "/v1/statements", "create_statement", body=body, idempotency_key=idempotency_key),
         )
 
-    async def delete(self, record_id: UUID | str, /, *, if_match: str | None = None) -> None:
+    async def delete(self, record_id: UUID | str, /, *, if_match: IfMatch | None = None) -> None:
         """Delete a statement
 
         A soft delete: the record leaves every read, keeps its revisions, and the change feed gets a
@@ -226,7 +226,7 @@ class AsyncStatementsResource(AsyncAPIResource):
                 "DELETE",
                 f"/v1/statements/{path_param(record_id)}",
                 "delete_statement",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
             )
         )
 
@@ -348,7 +348,7 @@ class AsyncStatementsResource(AsyncAPIResource):
         )
 
     async def update(
-        self, record_id: UUID | str, body: StatementPatch, /, *, if_match: str | None = None
+        self, record_id: UUID | str, body: StatementPatch, /, *, if_match: IfMatch | None = None
     ) -> Statement:
         """Update a statement
 
@@ -363,7 +363,7 @@ class AsyncStatementsResource(AsyncAPIResource):
                 "PATCH",
                 f"/v1/statements/{path_param(record_id)}",
                 "update_statement",
-                headers={"If-Match": if_match},
+                headers={"If-Match": if_match_header(if_match, record_id)},
                 body=body,
             ),
         )
