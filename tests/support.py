@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -111,6 +114,18 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client,
     ):
         yield client
+
+
+@contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A folder for an embedded PostgreSQL's data outside pytest's ``tmp_path`` root. As root,
+    the server runs as a user of its own that needs access to the folder's parents, and pytest
+    takes that access away from its root folder whenever another test session starts."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_database(settings: Settings, **database: object) -> Settings:

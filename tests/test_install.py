@@ -21,7 +21,7 @@ import subprocess
 import sys
 import venv
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +30,7 @@ from litestar import Litestar
 
 from tests.client_helpers import serve
 from tests.conftest import create_database, drop_database
-from tests.support import until
+from tests.support import scratch_folder, until
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a clone holds besides the sources: never copied into the build.
@@ -190,12 +190,13 @@ def test_the_sdk_wheel_command_says_what_to_install(sdk_python: Path, tmp_path: 
 
 
 @pytest.fixture
-async def outside_database(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def outside_database() -> AsyncIterator[dict[str, str]]:
     """Where the installed server keeps its data: a fresh embedded PostgreSQL (from the wheel
     the fresh virtualenv installed), or a new database on SECEVENTS_TEST_DATABASE_URL's server."""
     external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
     if not external:
-        yield {"SECEVENTS_DATA_DIR": str(tmp_path / "pgdata")}
+        with scratch_folder("secevents-install-pg-") as folder:
+            yield {"SECEVENTS_DATA_DIR": str(folder / "pgdata")}
         return
     from secevents.server import db
 
@@ -205,10 +206,13 @@ async def outside_database(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def server_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    python = _fresh_venv(tmp_path_factory.mktemp("server") / "venv")
-    _pip_install(python, f"{wheel}[server]")
-    return python
+def server_python(wheel: Path) -> Iterator[Path]:
+    # Outside pytest's root: the embedded PostgreSQL's binaries are in this virtualenv, and its
+    # server user needs access to their folders (tests.support.scratch_folder says why).
+    with scratch_folder("secevents-install-venv-") as folder:
+        python = _fresh_venv(folder / "venv")
+        _pip_install(python, f"{wheel}[server]")
+        yield python
 
 
 @pytest.mark.timeout(INSTALL_TIMEOUT + 600)

@@ -19,7 +19,7 @@ import pytest
 from tests import readme_runner
 from tests.conftest import create_database, drop_database
 from tests.readme_runner import Block, ReadmeError
-from tests.support import until
+from tests.support import scratch_folder, until
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -47,12 +47,13 @@ def reader_environment(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-async def database_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def database_env() -> AsyncIterator[dict[str, str]]:
     """Where the README's server keeps its data: a fresh embedded PostgreSQL (what a reader
     gets), or a fresh empty database on SECEVENTS_TEST_DATABASE_URL's server."""
     external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
     if not external:
-        yield {"SECEVENTS_DATA_DIR": str(tmp_path / "pgdata")}
+        with scratch_folder("secevents-readme-pg-") as folder:
+            yield {"SECEVENTS_DATA_DIR": str(folder / "pgdata")}
         return
     from secevents.server import db
 
@@ -109,10 +110,13 @@ def readme_blocks() -> list[Block]:
 
 
 @pytest.mark.timeout(1200)
-async def test_every_readme_block_runs(tmp_path: Path, live_server: tuple[str, dict[str, str], Path]) -> None:
+async def test_every_readme_block_runs(live_server: tuple[str, dict[str, str], Path]) -> None:
     base_url, env, server_log = live_server
-    folder = tmp_path / "reader"
-    folder.mkdir()
+    with scratch_folder("secevents-readme-reader-") as folder:  # the README embeds a PostgreSQL here too
+        await _run_every_block(folder, env, base_url, server_log)
+
+
+async def _run_every_block(folder: Path, env: dict[str, str], base_url: str, server_log: Path) -> None:
     (folder / "data").symlink_to(REPO / "data")
     (folder / ".venv").symlink_to(Path(sys.prefix))  # the clone's virtualenv, as `make` made it
     blocks = readme_blocks()

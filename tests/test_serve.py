@@ -10,14 +10,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import until
+from tests.support import scratch_folder, until
 
 SECEVENTS = str(Path(sys.executable).parent / "secevents")
 
@@ -90,8 +90,14 @@ async def run(data_dir: Path, *args: str) -> tuple[int, str]:
     return process.returncode, err.decode()
 
 
-async def test_each_stop_signal_stops_the_server_and_its_database(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    with scratch_folder("secevents-serve-test-") as folder:
+        yield folder
+
+
+async def test_each_stop_signal_stops_the_server_and_its_database(scratch: Path) -> None:
+    data_dir = scratch / "pgdata"
     for stop in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
         port = free_port()
         async with serving(data_dir, port) as server:
@@ -110,12 +116,12 @@ async def test_each_stop_signal_stops_the_server_and_its_database(tmp_path: Path
                 await client.get(f"http://127.0.0.1:{port}/health/live")
 
 
-async def test_a_second_server_is_refused_by_port_and_by_data_folder(tmp_path: Path) -> None:
-    first_dir = tmp_path / "first"
+async def test_a_second_server_is_refused_by_port_and_by_data_folder(scratch: Path) -> None:
+    first_dir = scratch / "first"
     port = free_port()
     async with serving(first_dir, port, "-q") as first:
         # Same port, another folder: refused at once, before any database starts.
-        other_dir = tmp_path / "other"
+        other_dir = scratch / "other"
         code, err = await run(other_dir, "serve", "--port", str(port))
         assert code == 1
         assert err.strip().splitlines() == [
