@@ -93,6 +93,7 @@ lint: $(INSTALLED) $(TREE)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PYTHONPATH=.build $(BIN)/lint-imports
+	$(BIN)/python -m openapi.compat
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache
