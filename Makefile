@@ -54,7 +54,7 @@ test: lint system-deps
 
 ## Longer fuzzing: schemathesis over every operation, many examples each, random seeds.
 fuzz: $(INSTALLED)
-	SECEVENTS_FUZZ_EXAMPLES=500 SECEVENTS_FUZZ_STATEFUL_EXAMPLES=200 SECEVENTS_FUZZ_RANDOM=1 \
+	SECEVENTS_FUZZ_EXAMPLES=500 SECEVENTS_FUZZ_STATEFUL_EXAMPLES=200 SECEVENTS_FUZZ_RANDOM=1 SECEVENTS_FUZZ_SEEDS=1,2,3 \
 		$(BIN)/pytest -p no:cacheprovider --timeout 3600 tests/test_schemathesis.py
 
 ## Regenerate the SDK's resource modules (client/_generated/) from the committed openapi/openapi.json.

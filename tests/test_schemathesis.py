@@ -4,7 +4,12 @@ schemas, negative data rejection, missing required headers, unsupported methods,
 and its stateful phase, which follows the spec's links from each POST to GET/PATCH/DELETE.
 
 ``SECEVENTS_FUZZ_EXAMPLES`` sets the examples per operation (CI: a few dozen; ``make fuzz``:
-many more). Every bug it found has a regression test of its own (see SECURITY.md).
+many more); CI runs are derandomized (reproducible), ``make fuzz`` random, and
+``SECEVENTS_FUZZ_SEEDS=1,2,…`` adds one more run of every operation per seed
+(``test_every_operation_seed_<n>``; each repeats schemathesis's deterministic coverage phase, so
+CI keeps one). About half of the bodies go as MessagePack, the rest
+as JSON (:func:`as_msgpack_half_the_time`), in both phases. Every bug it found has a regression
+test of its own (see SECURITY.md).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,8 @@ from tests.conftest import create_database, drop_database, make_settings
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 SPEC = json.loads(SPEC_PATH.read_text())  # schemathesis adds the links it infers to this dict
 EXAMPLES = int(os.environ.get("SECEVENTS_FUZZ_EXAMPLES", "30"))
+RANDOM = os.environ.get("SECEVENTS_FUZZ_RANDOM") is not None
+EXTRA_SEEDS = [int(seed) for seed in os.environ.get("SECEVENTS_FUZZ_SEEDS", "").split(",") if seed]
 STATEFUL_STEPS = int(os.environ.get("SECEVENTS_FUZZ_STATEFUL_EXAMPLES", "15"))
 
 
@@ -266,6 +274,21 @@ def _msgpack_safe(value: Any) -> Any:
     return value
 
 
+def as_msgpack_half_the_time(case: schemathesis.Case) -> schemathesis.Case:
+    """Send about half of the JSON bodies as MessagePack instead (the spec offers both for every
+    body; schemathesis itself draws only the first). Which half is a function of the body, so a
+    seed reproduces the same requests. Bodies MessagePack cannot carry (lone surrogates) stay JSON."""
+    if case.media_type != "application/json" or not isinstance(case.body, (dict, list)):
+        return case
+    try:
+        msgspec.msgpack.encode(_msgpack_safe(case.body))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return case
+    if zlib.crc32(json.dumps(case.body, sort_keys=True, default=str).encode()) % 2:
+        case.media_type = "application/msgpack"
+    return case
+
+
 @schemathesis.serializer("application/msgpack")
 def to_msgpack(context: Any, value: Any) -> bytes:
     """Bodies the MessagePack middleware (:mod:`secevents.server.http.msgpack`) accepts like JSON ones."""
@@ -286,7 +309,7 @@ def to_ndjson(context: Any, value: Any) -> bytes:
 FUZZ_SETTINGS = hypothesis.settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=os.environ.get("SECEVENTS_FUZZ_RANDOM") is None,  # CI runs are reproducible
+    derandomize=not RANDOM,  # CI runs are reproducible
     suppress_health_check=list(hypothesis.HealthCheck),
     database=None,
 )
@@ -333,14 +356,34 @@ async def fuzzed_app(server_url: str, template_database: str) -> AsyncIterator[T
     await drop_database(server_url, name)
 
 
-@schema.parametrize()
-@FUZZ_SETTINGS
-def test_every_operation(case: schemathesis.Case, fuzzed_app: Target) -> None:
+def _every_operation(case: schemathesis.Case, fuzzed_app: Target) -> None:
     # A check that sends a request of its own (`ignored_auth`'s probe without credentials)
     # takes its transport from the operation's schema, which `parametrize` copied before the
     # fixture set `schema.app`: without this it falls back to HTTP and needs a base URL.
     case.operation.schema.app = fuzzed_app.app
+    as_msgpack_half_the_time(case)
     case.call_and_validate(app=fuzzed_app.app)
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_every_operation(case: schemathesis.Case, fuzzed_app: Target) -> None:
+    _every_operation(case, fuzzed_app)
+
+
+def _seeded(seed: int) -> Any:
+    """``test_every_operation_seed_<seed>``: every operation again, from that seed."""
+
+    def test(case: schemathesis.Case, fuzzed_app: Target) -> None:
+        _every_operation(case, fuzzed_app)
+
+    test.__name__ = test.__qualname__ = f"test_every_operation_seed_{seed}"
+    seeded = hypothesis.settings(FUZZ_SETTINGS, derandomize=False)(test)
+    return schema.parametrize()(hypothesis.seed(seed)(seeded))
+
+
+for _seed in EXTRA_SEEDS:
+    globals()[f"test_every_operation_seed_{_seed}"] = _seeded(_seed)
 
 
 class Workflows(schema.as_state_machine()):  # type: ignore[misc]
@@ -348,6 +391,7 @@ class Workflows(schema.as_state_machine()):  # type: ignore[misc]
         # Not every step's case is drawn through the `map_case` hook (the cases behind its
         # failures never reached it), so each is repaired here, just before it is sent.
         within_cross_field_rules(None, case)
+        as_msgpack_half_the_time(case)
 
     def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
         return {"app": Target.app}
@@ -359,7 +403,7 @@ def test_stateful_workflows(fuzzed_app: Target) -> None:
             max_examples=STATEFUL_STEPS,
             stateful_step_count=6,
             deadline=None,
-            derandomize=os.environ.get("SECEVENTS_FUZZ_RANDOM") is None,
+            derandomize=not RANDOM,
             suppress_health_check=list(hypothesis.HealthCheck),
             database=None,
         )
