@@ -294,7 +294,10 @@ async def test_no_answer_raises_api_timeout_error(silent_url: str, sleeps: list[
 async def test_exports_stream_and_import_back(api: AsyncClient, tmp_path: Path) -> None:
     async with await api.exports.sources(format="ndjson") as export:
         lines = [line async for line in export.iter_lines() if line]
-    assert lines and all(line.startswith('{"type":"source"') for line in lines)
+    # Every record, then the line that says the export is complete (and how many records it had).
+    *records, trailer = lines
+    assert records and all(line.startswith('{"type":"source"') for line in records)
+    assert msgspec.json.decode(trailer) == {"type": "export_complete", "count": len(records)}
 
     written = await (await api.exports.incidents(format="geojson")).write_to(tmp_path / "incidents.geojson")
     assert written == (tmp_path / "incidents.geojson").stat().st_size > 0
