@@ -84,6 +84,10 @@ bench-read: $(INSTALLED)
 bench-serve: $(INSTALLED)
 	$(BIN)/python -m bench.serve
 
+## Workers × replicas throughput and the statement-cache-off cost → bench/results/scale.md
+bench-scale: $(INSTALLED)
+	$(BIN)/python -m bench.scale
+
 ## Import rows/s and streamed-export memory → bench/results/import_export.md
 bench-import: $(INSTALLED)
 	$(BIN)/python -m bench.import_export
