@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,8 +34,11 @@ class ReadRoutingMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        if scope.get("method") in READ_METHODS:
+        method = scope.get("method")
+        if method in READ_METHODS:
             await self._read(scope, receive, send)
+        elif method == "OPTIONS":  # a preflight writes nothing
+            await self.app(scope, receive, send)
         else:
             await self._write(scope, receive, send)
 
@@ -46,7 +50,9 @@ class ReadRoutingMiddleware:
                 pool = state.get("pool")
                 if pool is not None:
                     try:
-                        token = await pool.fetchval(WAL_POSITION, timeout=_TOKEN_TIMEOUT)
+                        # Bounded as a whole: a pool with no free connection must not hold
+                        # up an answer whose write is already committed.
+                        token = await asyncio.wait_for(pool.fetchval(WAL_POSITION), _TOKEN_TIMEOUT)
                     except Exception as exc:  # the write itself succeeded: answer without a token
                         log.warning("no %s token for a write: %r", READ_AFTER_HEADER, exc)
                     else:
