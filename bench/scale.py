@@ -22,12 +22,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.read import build, measure
+from bench.read import asgi
+from bench.read_data import build
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
@@ -72,6 +74,24 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
             await asyncio.sleep(0.2)
 
 
+async def measure(operation: Callable[[], Awaitable[None]], *, concurrency: int, seconds: float) -> float:
+    """Operations per second with ``concurrency`` of them in flight, after a warm-up round."""
+    for _ in range(concurrency):
+        await operation()
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await operation()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
 async def http_rate(base: str, concurrency: int, seconds: float) -> float:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
@@ -80,7 +100,7 @@ async def http_rate(base: str, concurrency: int, seconds: float) -> float:
             response = await client.get(PAGE)
             assert response.status_code == 200, response.status_code
 
-        return (await measure(one, concurrency=concurrency, seconds=seconds)).per_second
+        return await measure(one, concurrency=concurrency, seconds=seconds)
 
 
 async def served(env: dict[str, str], workers: int, args: argparse.Namespace) -> float:
@@ -95,8 +115,6 @@ async def served(env: dict[str, str], workers: int, args: argparse.Namespace) ->
 
 async def in_process_rate(url: str, cache: int, args: argparse.Namespace) -> float:
     """Requests through the whole ASGI app in this process: isolates the per-request cost."""
-    from bench.read import asgi_get
-
     settings = Settings(
         database=DatabaseSettings(
             url=url, statement_cache_size=cache, migrate_on_start=False, seed_on_start=False, pool_max_size=16
@@ -108,19 +126,25 @@ async def in_process_rate(url: str, cache: int, args: argparse.Namespace) -> flo
     async with app.lifespan():
 
         async def one() -> None:
-            status, _ = await asgi_get(app, "/v1/incidents", "limit=50")
+            status, _, _ = await asgi(app, "/v1/incidents", "limit=50")
             assert status == 200
 
-        return (await measure(one, concurrency=args.concurrency, seconds=args.seconds)).per_second
+        return await measure(one, concurrency=args.concurrency, seconds=args.seconds)
 
 
 async def run(args: argparse.Namespace) -> str:
     with primary_and_replica() as (primary, replica):
-        await asyncio.to_thread(db.upgrade, primary.url)
+        # As bench.read_data: the generator writes at migration 0004, the rest migrates it on.
+        await asyncio.to_thread(db.upgrade, primary.url, "0004")
         started = time.perf_counter()
         conn = await asyncpg.connect(primary.url)
         try:
             await build(conn, args.incidents)
+        finally:
+            await conn.close()
+        await asyncio.to_thread(db.upgrade, primary.url)
+        conn = await asyncpg.connect(primary.url)
+        try:
             await conn.execute("ANALYZE")
             lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         finally:
@@ -190,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))
-    RESULTS.write_text(report)
+    args.output.write_text(report)
     print(report)
     return 0
 
