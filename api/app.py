@@ -188,7 +188,11 @@ def _harden(app: Litestar, settings: Settings) -> None:
         AccessLogMiddleware(
             SecurityHeadersMiddleware(
                 LastResortMiddleware(
-                    RequestLimitsMiddleware(OptionsAllowMiddleware(app.asgi_handler, app), settings.api)
+                    RequestLimitsMiddleware(
+                        OptionsAllowMiddleware(app.asgi_handler, app),
+                        settings.api,
+                        rollback_timeout=settings.database.rollback_timeout,
+                    )
                 )
             ),
             metrics,

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.resources import files as resources_files
 from pathlib import Path
 from typing import Any
@@ -154,12 +154,15 @@ def url_with_database(url: str, name: str) -> str:
 
 
 async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None = None) -> asyncpg.Pool:
+    keepalive = max(settings.tcp_keepalives_idle, 1)
     return await asyncpg.create_pool(
         url,
         min_size=min(settings.pool_min_size if min_size is None else min_size, settings.pool_max_size),
         max_size=settings.pool_max_size,
         timeout=settings.connect_timeout,
-        command_timeout=None,
+        # Bounds every command, and the cancellation of one, when the server does not answer
+        # at all: statement_timeout is the server's own limit and cannot fire on a frozen server.
+        command_timeout=settings.command_timeout,
         statement_cache_size=settings.statement_cache_size,
         init=init_connection,
         server_settings={
@@ -167,8 +170,90 @@ async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None
             "timezone": "UTC",
             "statement_timeout": str(settings.statement_timeout_ms),
             "idle_in_transaction_session_timeout": "60000",
+            # TCP only (ignored on Unix sockets): the server notices a vanished client and lets
+            # go of its transaction and locks.
+            "tcp_keepalives_idle": str(keepalive),
+            "tcp_keepalives_interval": str(max(keepalive // 3, 1)),
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": str(settings.tcp_user_timeout_ms),
         },
     )
+
+
+class HeldConnections:
+    """The pooled connections one request holds, so that a request that has run out of time
+    can let go of them at once (:meth:`terminate`) instead of waiting for a rollback or a reset
+    that a frozen database will never answer."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: set[asyncpg.Connection] = set()
+
+    async def acquire(self, pool: asyncpg.Pool, within: float) -> asyncpg.Connection:
+        """A connection from ``pool``; ``TimeoutError`` when none is free or opened ``within``
+        seconds."""
+        conn: asyncpg.Connection = await pool.acquire(timeout=within)
+        self._held.add(conn)
+        return conn
+
+    def hold(self, conn: asyncpg.Connection) -> None:
+        """Hold a connection acquired elsewhere (a replica's, say) like one of :meth:`acquire`."""
+        self._held.add(conn)
+
+    async def release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Give the connection back. When the database died under it, asyncpg cannot reset it,
+        terminates it (the pool opens a new one on a later acquire) and raises: that error must
+        not replace the request's own outcome (a 503 for the connection error, or the response
+        already computed) with a 500. A request cancelled meanwhile (its timeout) does not wait
+        for the reset: the connection is terminated."""
+        releasing = asyncio.ensure_future(pool.release(conn))
+        releasing.add_done_callback(_log_failed_release)
+        try:
+            # Still held while it is reset: a reset that waits on a frozen database is cut
+            # short by :meth:`terminate` like anything else.
+            await asyncio.shield(releasing)
+        except asyncio.CancelledError:
+            with suppress(asyncpg.InterfaceError):  # already back in the pool
+                conn.terminate()
+            raise
+        except Exception:  # noqa: S110 - logged by _log_failed_release
+            pass
+        finally:
+            self._held.discard(conn)
+
+    def terminate(self) -> int:
+        """Close every held connection now, without a word to the server (which rolls their
+        transactions back when it notices). Whatever waits on them fails at once, and the pool
+        replaces them. Returns how many were closed."""
+        closed = 0
+        for conn in list(self._held):
+            self._held.discard(conn)
+            try:
+                conn.terminate()
+            except asyncpg.InterfaceError:
+                continue  # asyncpg already gave it back to the pool (it had closed it)
+            closed += 1
+        return closed
+
+
+def _log_failed_release(releasing: asyncio.Future[None]) -> None:
+    if not releasing.cancelled() and releasing.exception() is not None:
+        log.warning("dropped a pooled connection that could not be reset: %r", releasing.exception())
+
+
+HELD_CONNECTIONS = "db_connections"
+"""Key of the request's :class:`HeldConnections` in the ASGI scope's ``state``."""
+
+
+def held_connections(scope: Any) -> HeldConnections:
+    """The connections of the request of ``scope`` (set up by the request-timeout middleware;
+    a request outside it gets a set of its own that nothing watches)."""
+    state = scope.setdefault("state", {})
+    held = state.get(HELD_CONNECTIONS)
+    if held is None:
+        held = state[HELD_CONNECTIONS] = HeldConnections()
+    return held  # type: ignore[no-any-return]
 
 
 @asynccontextmanager

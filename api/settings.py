@@ -86,12 +86,38 @@ class DatabaseSettings:
     embedded_dir: Path = field(default_factory=default_data_dir)
     """``SECEVENTS_DATA_DIR``: data folder of the embedded PostgreSQL."""
     pool_min_size: int = 2
+    """``SECEVENTS_POOL_MIN_SIZE``: connections the pool keeps open while idle."""
     pool_max_size: int = 10
+    """``SECEVENTS_POOL_MAX_SIZE``: at most this many connections (per worker)."""
     pool_acquire_timeout: float = 5.0
-    """Seconds to wait for a free connection before answering 503."""
+    """``SECEVENTS_POOL_ACQUIRE_TIMEOUT``: seconds a request waits for a free (or new) pooled
+    connection before answering 503."""
     statement_timeout_ms: int = 15_000
-    """Per-statement limit set on every connection (``SECEVENTS_STATEMENT_TIMEOUT_MS``)."""
+    """``SECEVENTS_STATEMENT_TIMEOUT_MS``: PostgreSQL's ``statement_timeout`` on every pooled
+    connection: the server cancels a longer statement itself (a 503 ``statement_timeout``)."""
+    command_timeout: float = 20.0
+    """``SECEVENTS_COMMAND_TIMEOUT``: seconds the client waits for the server's answer to one
+    command — a query, a ``ROLLBACK``, the cancellation of a query — before it gives the
+    connection up (asyncpg's ``command_timeout``). The guard against a server that does not
+    answer at all (frozen, partitioned), which ``statement_timeout`` cannot catch: keep it
+    above the statement timeout."""
+    rollback_timeout: float = 0.5
+    """``SECEVENTS_ROLLBACK_TIMEOUT``: once a request has run out of time
+    (``SECEVENTS_REQUEST_TIMEOUT``), seconds its transaction gets to roll back and its
+    connections to be given back; then they are terminated (closed without waiting for the
+    server, which rolls back when it notices) and the request gets its 503. So a request is
+    answered within the request timeout plus this, even when the database has frozen."""
+    tcp_keepalives_idle: int = 10
+    """``SECEVENTS_TCP_KEEPALIVES_IDLE``: seconds of silence after which PostgreSQL probes a TCP
+    client (``tcp_keepalives_idle``; probes every ``tcp_keepalives_interval`` = a third of it,
+    3 times), so that a vanished API host's transactions and locks are let go within about
+    twice this. Ignored on Unix-socket connections (the embedded server)."""
+    tcp_user_timeout_ms: int = 20_000
+    """``SECEVENTS_TCP_USER_TIMEOUT_MS``: PostgreSQL's ``tcp_user_timeout`` on TCP connections:
+    data the API host does not acknowledge for this long closes the connection on the server's
+    side. Ignored on Unix-socket connections."""
     connect_timeout: float = 5.0
+    """``SECEVENTS_CONNECT_TIMEOUT``: seconds to open a new connection (TCP, TLS, startup)."""
     migrate_on_start: bool = True
     seed_on_start: bool = True
     """Load the sample dataset when the database holds no records yet."""
@@ -115,6 +141,10 @@ class DatabaseSettings:
             pool_max_size=_int(env, "SECEVENTS_POOL_MAX_SIZE", d.pool_max_size),
             pool_acquire_timeout=_float(env, "SECEVENTS_POOL_ACQUIRE_TIMEOUT", d.pool_acquire_timeout),
             statement_timeout_ms=_int(env, "SECEVENTS_STATEMENT_TIMEOUT_MS", d.statement_timeout_ms),
+            command_timeout=_float(env, "SECEVENTS_COMMAND_TIMEOUT", d.command_timeout),
+            rollback_timeout=_float(env, "SECEVENTS_ROLLBACK_TIMEOUT", d.rollback_timeout),
+            tcp_keepalives_idle=_int(env, "SECEVENTS_TCP_KEEPALIVES_IDLE", d.tcp_keepalives_idle),
+            tcp_user_timeout_ms=_int(env, "SECEVENTS_TCP_USER_TIMEOUT_MS", d.tcp_user_timeout_ms),
             connect_timeout=_float(env, "SECEVENTS_CONNECT_TIMEOUT", d.connect_timeout),
             migrate_on_start=_bool(env, "SECEVENTS_MIGRATE_ON_START", d.migrate_on_start),
             seed_on_start=_bool(env, "SECEVENTS_SEED_ON_START", d.seed_on_start),

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from secevents.server import db
 from secevents.server.settings import Settings
 from tests.conftest import make_settings
 from tests.support import (
@@ -177,6 +179,43 @@ async def test_pool_acquire_timeout_is_503(database_url: str, conn: asyncpg.Conn
         assert (await client.get("/v1/incidents")).status_code == 200
 
 
+async def test_command_timeout_is_503_and_cancels_the_query(
+    database_url: str, conn: asyncpg.Connection
+) -> None:
+    """A command the server does not answer in time (here a long one, with the server's own
+    statement timeout out of the way) is given up by the client: 503, and the query is
+    cancelled in PostgreSQL."""
+    settings = with_database(make_settings(database_url), statement_timeout_ms=0, command_timeout=0.5)
+    async with serve(settings) as client:
+        response = await client.get(f"{SLEEP_PATH}?seconds=60")
+        assert_problem(response, 503, "database_unavailable")
+        assert response.headers["retry-after"]
+        await wait_until(running_sleeps, conn, 0)
+        assert (await client.get("/v1/incidents")).status_code == 200
+
+
+async def test_pooled_connections_carry_the_server_side_timeouts(database_url: str) -> None:
+    settings = replace(
+        make_settings(database_url).database,
+        statement_timeout_ms=1234,
+        tcp_keepalives_idle=9,
+        tcp_user_timeout_ms=4321,
+    )
+    pool = await db.create_pool(database_url, settings)
+    try:
+        async with pool.acquire() as pooled:
+            assert await pooled.fetchval("SHOW statement_timeout") == "1234ms"
+            over_tcp = await pooled.fetchval("SELECT inet_client_addr() IS NOT NULL")
+            tcp = [await pooled.fetchval(f"SHOW {name}") for name in TCP_SETTINGS]
+    finally:
+        await pool.close()
+    # PostgreSQL applies them to TCP connections only; on a Unix socket they read as 0.
+    assert tcp == (["9", "3", "3", "4321"] if over_tcp else ["0", "0", "0", "0"])
+
+
+TCP_SETTINGS = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
+
+
 def test_limits_are_read_from_the_environment() -> None:
     settings = Settings.from_env(
         {
@@ -186,6 +225,10 @@ def test_limits_are_read_from_the_environment() -> None:
             "SECEVENTS_MAX_BODY_BYTES": "4096",
             "SECEVENTS_STATEMENT_TIMEOUT_MS": "1500",
             "SECEVENTS_POOL_ACQUIRE_TIMEOUT": "0.5",
+            "SECEVENTS_COMMAND_TIMEOUT": "12.5",
+            "SECEVENTS_ROLLBACK_TIMEOUT": "0.25",
+            "SECEVENTS_TCP_KEEPALIVES_IDLE": "30",
+            "SECEVENTS_TCP_USER_TIMEOUT_MS": "45000",
         },
     )
     assert settings.api.max_query_string_bytes == 2048
@@ -194,6 +237,10 @@ def test_limits_are_read_from_the_environment() -> None:
     assert settings.api.max_body_bytes == 4096
     assert settings.database.statement_timeout_ms == 1500
     assert settings.database.pool_acquire_timeout == 0.5
+    assert settings.database.command_timeout == 12.5
+    assert settings.database.rollback_timeout == 0.25
+    assert settings.database.tcp_keepalives_idle == 30
+    assert settings.database.tcp_user_timeout_ms == 45000
 
 
 def test_a_malformed_limit_in_the_environment_is_refused() -> None:

@@ -42,6 +42,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from secevents.schemas.keys import ApiKeyCreated, ApiKeyInfo
+from secevents.server import db
+from secevents.server.http.dependencies import acquire_held
 from secevents.server.http.errors import DomainError, Forbidden, RateLimited, Unauthorized
 from secevents.server.settings import Settings
 
@@ -97,13 +99,13 @@ _FIND_KEY = f"SELECT {_KEY_COLUMNS}, secret_hash FROM api_keys WHERE prefix = $1
 _TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 
 
-async def principal_for_key(pool: asyncpg.Pool, presented: str) -> Principal:
+async def principal_for_key(conn: asyncpg.Connection, presented: str) -> Principal:
     """The key's principal; :class:`Unauthorized` when it is malformed, unknown or revoked."""
     match = _KEY_FORMAT.match(presented)
     if match is None:
         raise Unauthorized("The API key is malformed.")
     prefix, secret = match.groups()
-    row = await pool.fetchrow(_FIND_KEY, prefix)
+    row = await conn.fetchrow(_FIND_KEY, prefix)
     # Compare even when the prefix is unknown, so timing does not tell which prefixes exist.
     stored = row["secret_hash"] if row is not None else b"\0" * 32
     if not hmac.compare_digest(stored, _hash_secret(secret)) or row is None:
@@ -112,7 +114,7 @@ async def principal_for_key(pool: asyncpg.Pool, presented: str) -> Principal:
         raise Unauthorized("The API key has been revoked.")
     last_used = row["last_used_at"]
     if last_used is None or time.time() - last_used.timestamp() > _LAST_USED_RESOLUTION_SECONDS:
-        await pool.execute(_TOUCH_KEY, row["id"])
+        await conn.execute(_TOUCH_KEY, row["id"])
     return Principal(
         key_id=row["id"], name=row["name"], scopes=frozenset(row["scopes"]), rate_limit=row["rate_limit"]
     )
@@ -362,6 +364,15 @@ def _bearer_token(scope: Scope) -> str | None:
     return None
 
 
+async def _principal(scope: Scope, pool: asyncpg.Pool, settings: Settings, token: str) -> Principal:
+    # On a connection the request holds, so that its timeout can let go of it.
+    conn = await acquire_held(scope, pool, settings)
+    try:
+        return await principal_for_key(conn, token)
+    finally:
+        await db.held_connections(scope).release(pool, conn)
+
+
 class AuthMiddleware:
     """Authenticates every ``/v1`` request, checks its scope, counts it against its rate limit
     and leaves the :class:`Principal` in ``scope["state"]["principal"]``."""
@@ -409,7 +420,7 @@ async def _authenticate(
         spent = await failure_budget_spent(limiter, settings, client_ip)
         if spent is not None:
             raise _rate_limited(spent)
-        return await principal_for_key(pool, token)
+        return await _principal(scope, pool, settings, token)
     except Unauthorized as failure:
         raise await count_failure(limiter, settings, client_ip, failure) from None
 

@@ -3,7 +3,6 @@ the one place reads and writes are routed), the settings."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -12,11 +11,20 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from secevents.server import db
 from secevents.server.http.errors import CONNECTION_ERRORS, InvalidHeader, ServiceUnavailable
-from secevents.server.replicas import READ_AFTER_HEADER, Replica, Replicas, parse_lsn, release
+from secevents.server.replicas import READ_AFTER_HEADER, Replica, Replicas, parse_lsn
 from secevents.server.settings import Settings
 
-log = logging.getLogger("secevents.db")
+
+async def acquire_held(scope: Any, pool: asyncpg.Pool, settings: Settings) -> asyncpg.Connection:
+    """A connection from ``pool`` for the request of ``scope``, held where its request timeout
+    can terminate it; 503 when none is free in time."""
+    try:
+        return await db.held_connections(scope).acquire(pool, settings.database.pool_acquire_timeout)
+    except TimeoutError as exc:
+        raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Set in the scope when a replica failed under a read: the read is answered again by the primary
@@ -76,6 +84,8 @@ async def provide_connection(
     parameters fails next to it, Litestar 2.25 loses the generator and the connection is
     never released. Depending on ``settings`` puts the acquire in a later batch."""
     pool, conn, replica = await acquire(request, settings)
+    held = db.held_connections(request.scope)
+    held.hold(conn)
     try:
         yield conn
     except Exception as exc:
@@ -85,7 +95,7 @@ async def provide_connection(
             request.scope[REPLICA_FAILED] = True  # type: ignore[literal-required]
         raise
     finally:
-        await release(pool, conn)
+        await held.release(pool, conn)
 
 
 def provide_settings(state: State) -> Settings:

@@ -11,6 +11,7 @@ pool acquire timeout is in ``secevents.server.http.dependencies`` (503).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from urllib.parse import unquote_plus
 
@@ -19,8 +20,11 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from secevents.schemas.problems import FieldError, Problem
+from secevents.server import db
 from secevents.server.http.errors import PROBLEM_JSON, RETRY_AFTER_SECONDS
 from secevents.server.settings import ApiSettings
+
+log = logging.getLogger("secevents.db")
 
 
 def problem_message(
@@ -71,11 +75,13 @@ def repeated_parameter(query_string: bytes, max_values: int) -> tuple[str, int] 
 class RequestLimitsMiddleware:
     """Refuses oversized query strings and over-repeated parameters before any work is done,
     and answers 503 when a request has not started its response within the request timeout
-    (the handler is cancelled, which also cancels its running query)."""
+    (the handler is cancelled, which also cancels its running query; connections it still
+    holds ``rollback_timeout`` later are terminated)."""
 
-    def __init__(self, app: ASGIApp, settings: ApiSettings) -> None:
+    def __init__(self, app: ASGIApp, settings: ApiSettings, rollback_timeout: float) -> None:
         self.app = app
         self.settings = settings
+        self.rollback_timeout = rollback_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -115,14 +121,27 @@ class RequestLimitsMiddleware:
 
     async def _with_timeout(self, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
+        # The request's pooled connections. Past the timeout the request is cancelled, which
+        # rolls its transaction back and gives its connections back — unless the database does
+        # not answer (frozen, partitioned): then, ``rollback_timeout`` later, they are
+        # terminated, so that the cleanup cannot wait on a dead socket and the 503 goes out.
+        held = db.HeldConnections()
+        scope.setdefault("state", {})[db.HELD_CONNECTIONS] = held
+        letting_go = asyncio.get_running_loop().call_later(
+            self.settings.request_timeout + self.rollback_timeout, self._let_go, scope, held
+        )
 
         async def send_and_watch(message: Message) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 # Once the response has started (a streamed export may take minutes), the
-                # timeout no longer applies: cutting it would leave a truncated body.
-                deadline.reschedule(None)
+                # timeout no longer applies: cutting it would leave a truncated body. (A
+                # response that starts after it fired is the error the cancelled request ended
+                # with, e.g. the 503 for the connection its timeout terminated.)
+                if not deadline.expired():
+                    deadline.reschedule(None)
+                letting_go.cancel()
             await send(message)
 
         try:
@@ -140,3 +159,16 @@ class RequestLimitsMiddleware:
                 headers=[(b"retry-after", RETRY_AFTER_SECONDS.encode())],
             ):
                 await send(message)
+        finally:
+            letting_go.cancel()
+
+    @staticmethod
+    def _let_go(scope: Scope, held: db.HeldConnections) -> None:
+        closed = held.terminate()
+        if closed:
+            log.warning(
+                "terminated %d database connection(s) of %s %s: no rollback within the rollback timeout",
+                closed,
+                scope.get("method"),
+                scope.get("path"),
+            )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 from secevents.schemas.health import Health, ReplicaHealth
+from secevents.server import db
 from secevents.server.http.errors import CONNECTION_ERRORS, RETRY_AFTER_SECONDS
 from secevents.server.replicas import Replicas
 
@@ -30,11 +33,15 @@ class HealthController(Controller):
         summary="The service can answer requests (its database is reachable)",
         responses={503: ResponseSpec(Health, description="The database is unreachable")},
     )
-    async def ready(self, state: State) -> Response[Health]:
+    async def ready(self, request: Request[Any, Any, Any], state: State) -> Response[Health]:
         pool: asyncpg.Pool = state.pool
+        held = db.held_connections(request.scope)  # so that the request timeout can drop it
         try:
-            async with pool.acquire(timeout=READY_TIMEOUT) as conn:
+            conn = await held.acquire(pool, READY_TIMEOUT)
+            try:
                 await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
+            finally:
+                await held.release(pool, conn)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError):
             return Response(
                 content=Health(status="unavailable", database="unavailable"),
