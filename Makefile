@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import bench-freeze fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,11 @@ bench-serve: $(INSTALLED)
 ## Workers × replicas throughput and the statement-cache-off cost → bench/results/scale.md
 bench-scale: $(INSTALLED)
 	$(BIN)/python -m bench.scale
+
+## A frozen database (SIGSTOP) under reads and writes: latency against the request timeout,
+## acknowledged writes kept → bench/results/freeze.md
+bench-freeze: $(INSTALLED)
+	$(BIN)/python -m bench.freeze
 
 ## Import rows/s and streamed-export memory → bench/results/import_export.md
 bench-import: $(INSTALLED)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -62,6 +64,37 @@ class EmbeddedPostgres:
     def resume(self) -> None:
         with self._server._lock:
             self._server.ensure_postgres_running()
+
+    def processes(self) -> list[int]:
+        """The postmaster (first) and every process it started: backends, checkpointer, …"""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The parent pid is the second field after the ")" that closes the command name.
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            if parent == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the whole server, as a hung host or a network partition looks to its clients:
+        the kernel still accepts connections and their bytes, nothing answers (tests and the
+        freeze benchmark use this; Linux only). The postmaster is stopped first, so it starts
+        nothing while its children are being stopped. Returns the pids for :meth:`thaw`."""
+        os.kill(self.processes()[0], signal.SIGSTOP)
+        frozen = self.processes()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    @staticmethod
+    def thaw(frozen: list[int]) -> None:
+        for pid in reversed(frozen):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -6,11 +6,9 @@ one. Used by the database fault tests (tests/test_faults.py, tests/test_freeze.p
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,35 +42,11 @@ class OwnPostgres:
     async def start(self) -> None:
         await asyncio.to_thread(self.server.resume)
 
-    def processes(self) -> list[int]:
-        """The postmaster (first) and every process it started: backends, checkpointer, …"""
-        postmaster = int((self.server.data_dir / "postmaster.pid").read_text().split()[0])
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                # The parent pid is the second field after the ")" closing the command name.
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # the process ended meanwhile
-            if int(fields[1]) == postmaster:
-                children.append(int(stat.parent.name))
-        return [postmaster, *children]
-
     def freeze(self) -> list[int]:
-        """SIGSTOP the whole server, as a hung host or a partition looks to its clients: the
-        kernel still accepts connections and their bytes, nothing answers. The postmaster is
-        stopped first, so it starts nothing new while its children are being stopped."""
-        os.kill(self.processes()[0], signal.SIGSTOP)
-        frozen = self.processes()
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        return frozen
+        return self.server.freeze()
 
-    @staticmethod
-    def thaw(frozen: list[int]) -> None:
-        for pid in reversed(frozen):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+    def thaw(self, frozen: list[int]) -> None:
+        self.server.thaw(frozen)
 
     async def wait_ready(self) -> None:
         async def ready() -> bool:
