@@ -202,7 +202,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         "",
         f"- Slowest answer: {slowest:.2f} s, {slowest - args.request_timeout:+.2f} s from the request timeout"
         f" ({'within' if abs(slowest - args.request_timeout) <= 1 else 'OUTSIDE'} the ± 1 s promise).",
-        f"- Requests started during the freeze and answered only after the thaw: {len(hung)}.",
+        f"- Requests started during the freeze and answered after the thaw (the thaw came before their"
+        f" timeout; their latency is in the table): {len(hung)}.",
         f"- Acknowledged writes: {len(run.acknowledged)}, missing after the thaw: {result['missing']}.",
         f"- First read served {result['recovered']:.2f} s after the thaw (no restart).",
         "",

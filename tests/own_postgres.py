@@ -96,10 +96,12 @@ async def post_retrying(
     client: httpx.AsyncClient, url: str, body: Any, headers: dict[str, str]
 ) -> httpx.Response:
     """POST as a well-behaved client does: again, with the same Idempotency-Key, while the
-    answer is 503 (right after a restart a pooled connection may still turn out dead)."""
+    answer says "retry later" — a 503 (right after a restart a pooled connection may still turn
+    out dead), or a 409 with ``Retry-After`` (an earlier attempt with the key is still in flight
+    in a server process that has not yet noticed its client is gone)."""
     while True:
         response = await client.post(url, json=body, headers=headers)
-        if response.status_code != 503:
+        if response.status_code not in (409, 503) or "retry-after" not in response.headers:
             return response
         await asyncio.sleep(float(response.headers.get("retry-after", "0.1")) / 20)
 

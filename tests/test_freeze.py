@@ -125,6 +125,8 @@ async def test_every_request_answers_while_the_database_is_frozen() -> None:
         finally:
             frozen = False
             pg.thaw(processes)
+            for worker in workers:
+                worker.cancel()  # only those still running when the test failed
 
         assert_unavailable(held_answer)  # its transaction could not commit: the lock holder froze
         await conn.close()  # thawed: its backend answers again and the lock is let go
