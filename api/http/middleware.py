@@ -104,7 +104,8 @@ class LastResortMiddleware:
     - An error response that some part of the stack writes in another type (Litestar's refused
       CORS preflight is a text/plain 400) is rewritten as the problem of its status, its text as
       the ``detail``. MessagePack answers are problems already (re-encoded by
-      :mod:`secevents.server.http.msgpack`) and pass as they are.
+      :mod:`secevents.server.http.msgpack`) and pass as they are, as do JSON answers a handler
+      writes on purpose (the readiness probe's documented 503 ``Health`` document).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -149,7 +150,14 @@ class LastResortMiddleware:
 
 
 _MAX_DETAIL = 300
-_PROBLEM_TYPES = (b"application/problem+json", b"application/msgpack", b"application/x-msgpack")
+# Problems already, or a handler's own documented JSON answer (the readiness probe's 503 is a
+# ``Health`` document, as the OpenAPI spec says): left as they are.
+_PROBLEM_TYPES = (
+    b"application/problem+json",
+    b"application/msgpack",
+    b"application/x-msgpack",
+    b"application/json",
+)
 
 
 def _is_problem(headers: Iterable[tuple[bytes, bytes]]) -> bool:
