@@ -22,6 +22,7 @@ from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rat
 from secevents.server.http.bodies import decode_body
 from secevents.server.http.consistency import ReadRoutingMiddleware
 from secevents.server.http.dependencies import provide_connection, provide_settings
+from secevents.server.http.deprecation import announce_deprecations
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
 from secevents.server.http.middleware import LastResortMiddleware, OptionsAllowMiddleware, RequestIdMiddleware
@@ -153,6 +154,7 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=settings.api.max_body_bytes,
         cors_config=cors_config(settings.api),
         after_exception=[count_database_errors],
+        before_send=[announce_deprecations],
         openapi_config=openapi_config(),
         logging_config=LoggingConfig(
             formatters=logging_formatters(settings.api.log_format),

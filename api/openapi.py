@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from secevents.server.exports.controller import document_export_media_types
+from secevents.server.http.deprecation import document_deprecations
 from secevents.server.http.etags import IF_MATCH_PATTERN
 from secevents.server.http.msgpack import add_msgpack_media_types
 from secevents.server.importers.controller import REQUEST_BODY
@@ -153,6 +154,7 @@ def document(app: Litestar) -> dict[str, Any]:
     ``openapi/openapi.json`` and read by the SDK generator."""
     spec = with_formats(msgspec.json.decode(msgspec.json.encode(app.openapi_schema.to_schema())))
     document_header_parameters(spec, require_if_match=app.state["settings"].api.require_if_match)
+    document_deprecations(app, spec)
     return spec
 
 

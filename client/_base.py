@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -170,6 +171,31 @@ def decode(response: httpx.Response, type_: Any) -> Any:
             f"is not a valid {getattr(type_, '__name__', type_)}: {exc}",
             response=response,
         ) from exc
+
+
+def warn_if_deprecated(response: httpx.Response) -> None:
+    """A ``DeprecationWarning`` when the server says what was called is deprecated (RFC 9745
+    ``Deprecation``, RFC 8594 ``Sunset``, ``Link: <…>; rel="deprecation"``), once per call site as
+    Python's warning filters decide: the SDK user sees it in their test runs, not in production logs."""
+    deprecation = response.headers.get("deprecation")
+    if deprecation is None:
+        return
+    what = f"{response.request.method} {response.request.url.path}"
+    sunset = response.headers.get("sunset")
+    link = next(
+        (
+            part.split(";")[0].strip(" <>")
+            for part in response.headers.get_list("link", split_commas=True)
+            if 'rel="deprecation"' in part
+        ),
+        None,
+    )
+    message = f"{what} is deprecated (since {deprecation})"
+    if sunset:
+        message += f" and will be removed after {sunset}"
+    if link:
+        message += f"; see {link}"
+    warnings.warn(message, DeprecationWarning, stacklevel=4)
 
 
 def status_error(response: httpx.Response) -> APIStatusError:
@@ -374,6 +400,7 @@ class SyncAPIClient(_ClientConfig):
                 raise APIConnectionError(request=request, message=f"Connection error: {exc}") from exc
             if response.status_code < 400:
                 self.read_after.remember(response)
+                warn_if_deprecated(response)
                 return response
             response.read()
             response.close()
@@ -487,6 +514,7 @@ class AsyncAPIClient(_ClientConfig):
                 raise APIConnectionError(request=request, message=f"Connection error: {exc}") from exc
             if response.status_code < 400:
                 self.read_after.remember(response)
+                warn_if_deprecated(response)
                 return response
             await response.aread()
             await response.aclose()
