@@ -45,6 +45,8 @@ from secevents.server.settings import Settings
 from secevents.server.system.docs import DocsController
 from secevents.server.system.explorer import ExplorerController
 from secevents.server.system.health import HealthController
+from secevents.server.webhooks.controller import WebhookController
+from secevents.server.webhooks.worker import delivering
 
 log = logging.getLogger("secevents")
 
@@ -74,6 +76,10 @@ def openapi_config() -> OpenAPIConfig:
                 description="Every matching record as NDJSON, CSV, GeoJSON or STIX 2.1, streamed",
             ),
             Tag(name="imports", description="Bulk load of records as NDJSON, all or nothing"),
+            Tag(
+                name="webhooks",
+                description="Endpoints that receive every change, signed (Standard Webhooks), in feed order",
+            ),
         ],
         components=Components(
             security_schemes={
@@ -121,7 +127,9 @@ def create_app(settings: Settings) -> Litestar:
                 if settings.database.replica_urls:
                     # Reads go to the replicas in rotation; a task checks their lag meanwhile.
                     replicas = app.state.replicas = await Replicas.open(pool, settings.database)
-                yield
+                async with delivering(pool, settings.webhooks) as sender:
+                    app.state.webhook_sender = sender
+                    yield
             finally:
                 if replicas is not None:
                     await replicas.close()
@@ -138,6 +146,7 @@ def create_app(settings: Settings) -> Litestar:
             *REVISION_CONTROLLERS,
             export_router(settings.api),
             ImportController,
+            WebhookController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings, "rate_limiter": rate_limiter}),

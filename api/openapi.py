@@ -32,8 +32,74 @@ def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     document_export_media_types(spec)
     document_query_string_limit(spec)
     request_components_from_msgspec(spec)
+    document_webhooks(spec)
     _overlapping_unions_as_any_of(spec)
     return without_content_when_nothing_follows(add_msgpack_media_types(spec))
+
+
+def document_webhooks(spec: dict[str, Any]) -> None:
+    """The messages webhook endpoints receive, under OpenAPI 3.1's top-level ``webhooks``: the
+    body (:class:`secevents.schemas.webhooks.WebhookEvent`) and the Standard Webhooks headers."""
+    from secevents.schemas.webhooks import WebhookEvent
+
+    _, derived = msgspec.json.schema_components([WebhookEvent], ref_template="#/components/schemas/{name}")
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in derived.items():
+        components.setdefault(name, component)
+
+    def header(name: str, description: str, example: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string"},
+            "example": example,
+        }
+
+    spec["webhooks"] = {
+        "change": {
+            "post": {
+                "operationId": "receive_change",
+                "summary": "A change, delivered to a webhook endpoint",
+                "description": "One message per change, POSTed to the endpoint's URL in feed order "
+                "(the next waits until this one is answered 2xx), at least once: drop repeats by "
+                "`webhook-id`. Verify `webhook-signature` with the endpoint's secret before trusting "
+                "the body (`secevents.webhooks.verify(body, headers, secret)`, or any Standard "
+                "Webhooks library). Answer 2xx quickly; any other status, a redirect or no answer "
+                "within the server's timeout is retried with exponential backoff, and when the "
+                "retries run out the endpoint is disabled; 410 disables it at once. "
+                "`POST /v1/webhooks/{webhook_id}/test` sends the same shape with type `webhook.test` "
+                "and `data: null`.",
+                "tags": ["webhooks"],
+                "parameters": [
+                    header(
+                        "webhook-id",
+                        "The message's id: the same on every attempt of one change to one endpoint",
+                        "msg_6c0f2b8e4f6d5a1b9c3e7d2f0a4b8c6e",
+                    ),
+                    header("webhook-timestamp", "Seconds since the epoch, of this attempt", "1767225600"),
+                    header(
+                        "webhook-signature",
+                        "`v1,` and the base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` "
+                        "under the secret (`whsec_<base64 key>`)",
+                        "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Received: the endpoint's next change follows"},
+                    "410": {"description": "Gone: the endpoint is disabled"},
+                    "default": {"description": "Not received: retried later"},
+                },
+            }
+        }
+    }
 
 
 def without_content_when_nothing_follows(spec: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +196,8 @@ def add_write_links(app: Litestar) -> None:
     }
     for path, item in (schema.paths or {}).items():
         created = item.post.responses.get("201") if item.post and item.post.responses else None
-        if not isinstance(created, OpenAPIResponse) or path.count("/") != 2:
+        # Records only: their operations take `record_id` and `If-Match` (webhook endpoints do not).
+        if not isinstance(created, OpenAPIResponse) or f"{path}/{{record_id}}" not in (schema.paths or {}):
             continue
         singular = path.rsplit("/", 1)[1].removesuffix("s")
         by_id = {"path.record_id": "$response.body#/id"}

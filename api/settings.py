@@ -268,12 +268,68 @@ class RedisSettings:
         return cls(url=env.get("REDIS_URL") or None)
 
 
+def _seconds_list(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if any(v < 0 for v in values):
+        raise ValueError(f"{name} must not hold negative delays, got {raw!r}")
+    return values
+
+
+# Growing about sixfold, then capped at 10 h: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — eight
+# attempts over ≈ 27.6 h (more with jitter), the schedule Svix and Stripe-like senders use.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    worker: bool = True
+    """``SECEVENTS_WEBHOOK_WORKER``: deliver webhooks from this process (a background task in
+    the server's lifespan). Off: this process only serves the API; others deliver."""
+    allow_private: bool = False
+    """``SECEVENTS_WEBHOOK_ALLOW_PRIVATE``: accept URLs that resolve to loopback, private,
+    link-local or other non-public addresses, and ``http`` URLs (tests, closed networks)."""
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    """``SECEVENTS_WEBHOOK_RETRY_SCHEDULE`` (comma-separated seconds): the wait before each
+    retry of a change that failed; each wait gets up to ``retry_jitter`` more at random. When
+    the last retry fails too, the endpoint is disabled."""
+    retry_jitter: float = 0.25
+    """``SECEVENTS_WEBHOOK_RETRY_JITTER``: up to this fraction is added to each wait, so that
+    endpoints that failed together do not retry together."""
+    timeout: float = 10.0
+    """``SECEVENTS_WEBHOOK_TIMEOUT``: seconds a delivery may take (connect, send, answer)."""
+    poll_interval: float = 1.0
+    """``SECEVENTS_WEBHOOK_POLL_INTERVAL``: seconds between two looks for due deliveries when
+    nothing woke the worker sooner."""
+    concurrency: int = 8
+    """``SECEVENTS_WEBHOOK_CONCURRENCY``: endpoints one process delivers to at once."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebhookSettings:
+        d = cls()
+        return cls(
+            worker=_bool(env, "SECEVENTS_WEBHOOK_WORKER", d.worker),
+            allow_private=_bool(env, "SECEVENTS_WEBHOOK_ALLOW_PRIVATE", d.allow_private),
+            retry_schedule=_seconds_list(env, "SECEVENTS_WEBHOOK_RETRY_SCHEDULE", d.retry_schedule),
+            retry_jitter=_float(env, "SECEVENTS_WEBHOOK_RETRY_JITTER", d.retry_jitter),
+            timeout=_float(env, "SECEVENTS_WEBHOOK_TIMEOUT", d.timeout),
+            poll_interval=_float(env, "SECEVENTS_WEBHOOK_POLL_INTERVAL", d.poll_interval),
+            concurrency=max(1, _int(env, "SECEVENTS_WEBHOOK_CONCURRENCY", d.concurrency)),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -283,4 +339,5 @@ class Settings:
             api=ApiSettings.from_env(env),
             server=ServerSettings.from_env(env),
             redis=RedisSettings.from_env(env),
+            webhooks=WebhookSettings.from_env(env),
         )

@@ -27,6 +27,8 @@ TABLES = {
     "api_keys",
     "idempotency_keys",
     "countries",
+    "webhook_endpoints",
+    "webhook_deliveries",
 }
 
 

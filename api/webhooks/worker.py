@@ -1,0 +1,236 @@
+"""The delivery worker: a background task in every server process (``SECEVENTS_WEBHOOK_WORKER``)
+that walks each endpoint's cursor through the change feed and delivers what passes its
+filters, in feed order, at least once.
+
+Coordination is PostgreSQL's: a round claims due endpoints with ``FOR UPDATE SKIP LOCKED``
+under a lease (:mod:`secevents.server.webhooks.queries`), so however many processes run, one
+endpoint is served by one worker at a time and each change goes out once per endpoint (again
+only if a worker dies mid-delivery, or stalls past its lease: at least once, never lost). An
+endpoint's next change waits until the one before is delivered; a failed one is retried on
+the configured schedule, with jitter, and when the schedule runs out the endpoint is disabled
+with the reason, its cursor still before the change that failed (re-enabling retries it).
+All of it lives in the endpoint's row: a restart loses nothing.
+
+The worker looks for due endpoints when woken (:meth:`DeliveryWorker.wake`: a new change, a
+delivery slot freed) or every ``poll_interval`` seconds. Endpoints that had nothing to deliver
+are remembered with the feed's head at that moment and skipped until the head moves, so an
+idle round costs one query however many endpoints exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from uuid import UUID
+
+import asyncpg
+
+from secevents.server.changes import queries as feed
+from secevents.server.settings import WebhookSettings
+from secevents.server.webhooks import events, queries
+from secevents.server.webhooks.sender import Outcome, Sender
+
+log = logging.getLogger("secevents.webhooks")
+
+PAGE_SIZE = 100
+# Changes delivered to one endpoint per claim before it goes back in line (fairness).
+TURN = 500
+
+
+class DeliveryWorker:
+    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._settings = settings
+        self._lease_seconds = 2 * settings.timeout + 30
+        self._wake = asyncio.Event()
+        self._head: str | None = None
+        self._idle: dict[UUID, str] = {}
+        self._tokens: Counter[UUID] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Look for due deliveries now (a change was committed, a slot freed)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self._round()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("webhook worker: database unavailable, retrying: %r", exc)
+                claimed = 0
+            if claimed == 0 or len(self._tasks) >= self._settings.concurrency:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+
+    async def stop(self) -> None:
+        """Cancel what is in flight and hand the leases back, so that another process (or this
+        one, restarted) resumes at once; a message interrupted mid-send goes out again."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tokens:
+            try:
+                await self._pool.execute(queries.RELEASE_ALL, list(self._tokens))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("webhook worker: leases not released (they expire): %r", exc)
+
+    async def _round(self) -> int:
+        free = self._settings.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        async with self._pool.acquire() as conn:
+            head = await feed.head_cursor(conn)
+            if head != self._head:
+                self._head = head
+                self._idle.clear()
+            token = uuid.uuid4()
+            rows = await conn.fetch(queries.CLAIM, token, self._lease_seconds, list(self._idle), free)
+        for row in rows:
+            self._tokens[token] += 1
+            task = asyncio.create_task(self._serve(token, row, head))
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, token=token))
+        return len(rows)
+
+    def _done(self, task: asyncio.Task[None], *, token: UUID) -> None:
+        self._tasks.discard(task)
+        self._tokens[token] -= 1
+        if self._tokens[token] <= 0:
+            del self._tokens[token]
+        self.wake()
+
+    async def _serve(self, token: UUID, row: asyncpg.Record, head: str) -> None:
+        try:
+            await _Turn(self, token, row, head).run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease runs out and the endpoint is served again: nothing is lost.
+            log.exception("webhook worker: delivering to endpoint %s failed", row["id"])
+
+
+class _Turn:
+    """One claim of one endpoint: deliver what is pending, in order, until caught up, a
+    delivery fails, or the turn is used up."""
+
+    def __init__(self, worker: DeliveryWorker, token: UUID, row: asyncpg.Record, head: str) -> None:
+        self.worker = worker
+        self.token = token
+        self.id: UUID = row["id"]
+        self.url: str = row["url"]
+        self.secret: str = row["secret"]
+        self.types: list[str] = row["types"]
+        self.filters = events.Filters.of(
+            row["filter_countries"], row["filter_types"], row["filter_organisations"]
+        )
+        self.cursor: str = row["cursor"]
+        self.attempts: int = row["attempts"]
+        self.head = head
+
+    async def run(self) -> None:
+        pool = self.worker._pool
+        delivered = 0
+        while delivered < TURN:
+            async with pool.acquire() as conn:
+                page = await feed.read_page(conn, self.cursor, self.types, PAGE_SIZE)
+            for raw, position in zip(page.entries, page.positions, strict=True):
+                change = events.entry(raw)
+                if self.filters.match(change):
+                    if not await self._deliver(change, raw, position):
+                        return
+                    delivered += 1
+                else:
+                    self.cursor = position
+            self.cursor = page.next_cursor
+            if not page.has_more:
+                await self._release()
+                self.worker._idle[self.id] = self.head
+                return
+        await self._release()
+
+    async def _deliver(self, change: events.Entry, raw: bytes, position: str) -> bool:
+        """Send one change; whether to go on with the next."""
+        message_id = events.message_id(self.id, change.seq)
+        outcome = await self.worker._sender.send(
+            self.url,
+            secret=self.secret,
+            message_id=message_id,
+            body=events.change_message(self.id, change, raw),
+        )
+        attempt = self.attempts + 1
+        async with self.worker._pool.acquire() as conn, conn.transaction():
+            if outcome.succeeded:
+                going_on = await conn.fetchrow(
+                    queries.ADVANCE, self.id, self.token, position, True, self.worker._lease_seconds
+                )
+            else:
+                going_on = None
+                await self._failed(conn, change, attempt, outcome)
+            try:
+                async with conn.transaction():  # a savepoint: the endpoint may be gone
+                    await queries.record_delivery(
+                        conn,
+                        self.id,
+                        message_id=message_id,
+                        event_type=change.event_type,
+                        change_seq=change.seq,
+                        attempt=attempt,
+                        outcome=outcome,
+                    )
+            except asyncpg.ForeignKeyViolationError:
+                return False
+        if going_on is None:
+            return False
+        self.cursor, self.attempts = position, 0
+        if not going_on["enabled"]:
+            await self._release()
+            return False
+        return True
+
+    async def _failed(
+        self, conn: asyncpg.Connection, change: events.Entry, attempt: int, outcome: Outcome
+    ) -> None:
+        schedule = self.worker._settings.retry_schedule
+        reason: str | None = None
+        if outcome.status_code == 410:
+            reason = "the receiver answered 410 Gone"
+        elif attempt > len(schedule):
+            reason = (
+                f"gave up on change {change.seq} ({change.event_type}) after {attempt} failed attempts; "
+                f"last: {outcome.error}"
+            )
+        if reason is not None:
+            log.warning("webhook endpoint %s disabled: %s", self.id, reason)
+            await conn.execute(queries.DISABLE, self.id, self.token, self.cursor, attempt, reason)
+            return
+        delay = schedule[attempt - 1] * (1 + random.random() * self.worker._settings.retry_jitter)
+        await conn.execute(queries.RETRY_LATER, self.id, self.token, self.cursor, attempt, delay)
+
+    async def _release(self) -> None:
+        await self.worker._pool.execute(queries.RELEASE, self.id, self.token, self.cursor)
+
+
+@asynccontextmanager
+async def delivering(pool: asyncpg.Pool, settings: WebhookSettings) -> AsyncIterator[Sender]:
+    """For the server's lifespan: the :class:`Sender` (``POST /v1/webhooks/{id}/test`` uses it)
+    and, when ``settings.worker`` is on, the delivery worker running beside the API."""
+    sender = Sender(allow_private=settings.allow_private, timeout=settings.timeout)
+    worker = DeliveryWorker(pool, sender, settings) if settings.worker else None
+    task = asyncio.create_task(worker.run(), name="webhook-deliveries") if worker else None
+    try:
+        yield sender
+    finally:
+        if task is not None and worker is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await worker.stop()
+        await sender.close()
