@@ -90,7 +90,7 @@ async def test_every_change_arrives_in_order_and_signed_after_failures(
             deleted = await client.delete(url, headers={**auth, "If-Match": updated.headers["etag"]})
             assert deleted.status_code == 204
 
-            await until(lambda: len(hook.accepted) == 6)
+            await until(lambda: len(hook.accepted) >= 6)
             messages = verified(hook, endpoint["secret"])
             feed = (
                 await client.get("/v1/changes", params={"after": endpoint["cursor"], "types": "incident"})
@@ -168,7 +168,7 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason(
             )
             assert patched.status_code == 200, patched.text
             assert patched.json()["disabled_reason"] is None
-            await until(lambda: len(hook.accepted) == 2)
+            await until(lambda: len(hook.accepted) >= 2)
             assert verified(hook, endpoint["secret"])[0]["data"]["seq"] == first_change["seq"]
 
 
@@ -196,7 +196,7 @@ async def test_filters_pick_incidents_by_the_list_filters_meaning(
             other["participants"] = [{"organisation_id": org, "role": "responder"}]
             last = await client.post("/v1/incidents", json=other, headers=keys.header(keys.write))
             assert last.status_code == 201
-            await until(lambda: len(hook.accepted) == 2)
+            await until(lambda: len(hook.accepted) >= 2)
             # Caught up: nothing else passes.
             head = (await client.get("/v1/changes", params={"after": endpoint["cursor"]})).json()[
                 "next_cursor"
