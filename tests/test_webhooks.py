@@ -91,6 +91,15 @@ async def test_every_change_arrives_in_order_and_signed_after_failures(
             assert deleted.status_code == 204
 
             await until(lambda: len(hook.accepted) >= 6)
+
+            async def logged() -> bool:
+                # The last attempt is logged after the receiver answered: wait for all nine.
+                response = await client.get(
+                    f"/v1/webhooks/{endpoint['id']}/deliveries", headers=keys.header(keys.admin)
+                )
+                return len(response.json()["data"]) >= 9
+
+            await until(logged)
             messages = verified(hook, endpoint["secret"])
             feed = (
                 await client.get("/v1/changes", params={"after": endpoint["cursor"], "types": "incident"})
