@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import bench-freeze fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import bench-freeze bench-webhooks fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,10 @@ bench-freeze: $(INSTALLED)
 ## Import rows/s and streamed-export memory → bench/results/import_export.md
 bench-import: $(INSTALLED)
 	$(BIN)/python -m bench.import_export
+
+## Webhook delivery latency, commit → receiver → bench/results/push.md (its "Webhooks" section)
+bench-webhooks: $(INSTALLED)
+	$(BIN)/python -m bench.webhooks
 
 lint: $(INSTALLED) $(TREE)
 	$(BIN)/ruff check .

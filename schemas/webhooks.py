@@ -182,6 +182,7 @@ class WebhookEvent(Base, kw_only=True):
     exactly as ``GET /v1/changes`` lists it; ``null`` for a ``webhook.test`` event."""
 
     type: WebhookEventType
-    timestamp: dt.datetime
+    timestamp: Annotated[dt.datetime, Meta(extra_json_schema={"format": "date-time"})]
+    """When the change was committed (for a test event: when it was sent)."""
     webhook_id: UUID
     data: Change | None = None

@@ -24,7 +24,7 @@ from litestar.testing import AsyncTestClient
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.importers import seed
-from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
+from secevents.server.settings import ApiSettings, DatabaseSettings, Settings, WebhookSettings
 
 SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
 
@@ -106,6 +106,10 @@ def make_settings(database_url: str, **api: object) -> Settings:
             url=database_url, pool_min_size=1, pool_max_size=8, migrate_on_start=False, seed_on_start=False
         ),
         api=replace(ApiSettings(cursor_secret=b"test-secret"), **api),  # type: ignore[arg-type]
+        # No webhook worker in the background of apps that do not test it (it takes pooled
+        # connections of its own, which tests of the pool would see); tests/test_webhooks.py
+        # turns it on.
+        webhooks=WebhookSettings(worker=False),
     )
 
 
