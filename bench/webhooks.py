@@ -5,9 +5,8 @@
 A server process (uvicorn, one worker, as ``secevents serve`` runs it) delivers to a receiver
 on loopback (``http.server`` in a thread) while incidents are written through the API one after
 another, ``--gap`` seconds apart. Latency is the receiver's arrival time minus the API's answer
-to the write, and minus the change's ``committed_at`` (one machine, one clock). The worker
-listens for the feed's notifications and polls too: the poll interval is varied to show that it
-does not bound the wait. The section of push.md between its markers is replaced; the rest of the
+to the write, and minus the change's ``committed_at`` (one machine, one clock), once per poll
+interval of the worker. The section of push.md between its markers is replaced; the rest of the
 file (the SSE numbers) is kept.
 """
 
@@ -223,9 +222,8 @@ def section(rows: list[tuple[float, tuple[list[float], list[float]]]], changes: 
             )
     lines += [
         "",
-        "The worker is woken by the feed's `NOTIFY` (one `LISTEN` connection per process), so "
-        "the poll interval (`SECEVENTS_WEBHOOK_POLL_INTERVAL`) matters only for retries falling "
-        "due and for a lost notification; what remains is the wake-up, the claim, the feed read, "
+        "Here the worker finds new changes by polling (`SECEVENTS_WEBHOOK_POLL_INTERVAL`), so "
+        "a change waits on average half the interval; the rest is the claim, the feed read, "
         "signing, the HTTP round trip and the state update, on a 2-core machine shared with "
         "PostgreSQL, the writer and the receiver.",
         END,
