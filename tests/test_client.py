@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import asyncpg
 import httpx
@@ -20,7 +21,9 @@ from secevents.schemas.incidents import IncidentPatch
 from secevents.schemas.organisations import OrganisationPatch
 from secevents.schemas.sources import Source, SourcePatch
 from secevents.schemas.statements import StatementPatch
+from secevents.schemas.webhooks import WebhookCreate, WebhookPatch
 from secevents.server.http import auth
+from secevents.server.settings import Settings, WebhookSettings
 from tests.client_helpers import (
     Interference,
     InterferingTransport,
@@ -30,6 +33,14 @@ from tests.client_helpers import (
     source_body,
     statement_body,
 )
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Webhook endpoints may point at loopback here: the SDK's webhook calls use this test's
+    own server as the receiver."""
+    return replace(make_settings(database_url), webhooks=WebhookSettings(worker=False, allow_private=True))
 
 
 @pytest.fixture
@@ -88,7 +99,7 @@ def spec_operations(app: Litestar) -> dict[str, tuple[str, re.Pattern[str]]]:
 
 
 def test_every_operation_of_the_spec_through_the_sdk(
-    app: Litestar, api: Client, sent: list[httpx.Request]
+    app: Litestar, api: Client, sent: list[httpx.Request], base_url: str
 ) -> None:
     """One call of every generated method, checked against the app's spec at the end: an
     operation added to the API fails this test until a call of its method is added here.
@@ -163,6 +174,18 @@ def test_every_operation_of_the_spec_through_the_sdk(
         msgspec.json.encode({"type": "source", "record": source_body("https://example.org/imported")}) + b"\n"
     )
     assert imported.created == {"source": 1}
+
+    # webhooks (admin): an endpoint on this test's own server, a signed test event, its log
+    hook = api.webhooks.create(WebhookCreate(url=f"{base_url}/receiver", types=["incident"]))
+    assert hook.secret.startswith("whsec_")
+    assert hook.id in {h.id for h in api.webhooks.list()}
+    assert api.webhooks.get(hook.id).url == f"{base_url}/receiver"
+    assert api.webhooks.update(hook.id, WebhookPatch(description="SDK")).description == "SDK"
+    attempt = api.webhooks.test(hook.id)
+    assert attempt.id in {d.id for d in api.webhooks.deliveries(hook.id)}
+    api.webhooks.delete(hook.id)
+    with pytest.raises(NotFoundError):
+        api.webhooks.get(hook.id)
 
     # deletes, newest first (a deleted record may not be referenced any more)
     api.statements.delete(statement.id, if_match=etag(api, "statements", statement.id))
