@@ -12,6 +12,8 @@ import pytest
 
 from openapi import compat
 
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
+
 BASELINE: dict[str, Any] = json.loads(compat.BASELINE.read_text())
 CURRENT: dict[str, Any] = json.loads(compat.CURRENT.read_text())
 

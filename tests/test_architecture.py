@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 FOLDERS = {"secevents": "client", "secevents.schemas": "schemas", "secevents.server": "api",

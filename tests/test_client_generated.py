@@ -16,6 +16,8 @@ from secevents import AsyncClient, Client
 from secevents._generated.incidents import AsyncIncidentsResource, IncidentsResource
 from secevents.schemas.incidents import Incident, IncidentCreate, IncidentPatch
 
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi" / "openapi.json"
 GENERATED = ROOT / "client" / "_generated"

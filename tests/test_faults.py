@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from secevents.server import db
 from tests.own_postgres import (
@@ -32,6 +33,8 @@ from tests.own_postgres import (
 )
 from tests.support import until
 from tests.writing import incident_body
+
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
 
 
 async def test_outage_while_requests_flow(tmp_path: Path) -> None:

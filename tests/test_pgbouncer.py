@@ -18,12 +18,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 from tests.pg_servers import one_server, pgbouncer
 from tests.writing import Keys, incident_body, make_keys
+
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
 
 RESOURCES = ("incidents", "organisations", "statements", "sources")
 PATCHES = {

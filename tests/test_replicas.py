@@ -24,7 +24,7 @@ from tests.pg_servers import Server, primary_and_replica
 from tests.support import until
 from tests.writing import incident_body
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.own_servers]
 
 
 @dataclass

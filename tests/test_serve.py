@@ -19,6 +19,8 @@ import pytest
 
 from tests.support import scratch_folder, until
 
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
+
 SECEVENTS = str(Path(sys.executable).parent / "secevents")
 
 
