@@ -14,7 +14,9 @@ __all__ = ["Change", "ChangePage", "Operation", "RecordType"]
 
 class Change(Base, kw_only=True):
     """One committed write. ``data`` is the record as of ``version`` (its v1 document), or
-    ``null`` with ``deleted: true`` for a delete (a tombstone)."""
+    ``null`` with ``deleted: true`` for a delete (a tombstone). ``cursor`` resumes the feed right
+    after this change (pass it as ``after``); ``seq`` identifies the change but is not a position:
+    changes committed later may carry smaller ones."""
 
     seq: int
     type: RecordType
@@ -24,6 +26,7 @@ class Change(Base, kw_only=True):
     committed_at: dt.datetime
     deleted: bool = False
     data: dict[str, Any] | None = None
+    cursor: str | None = None
 
 
 class ChangePage(Base, kw_only=True):

@@ -22,9 +22,10 @@ from secevents.server.http import auth
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 from tests.support import until
 
-# Held by the change-feed trigger while a write's revision is stored (migration 0001): a test
-# that holds it keeps a write in flight, inside its transaction, for as long as it wants.
-CHANGE_FEED_LOCK = 7361029384756
+# A write stores its revision last: a test that holds this lock on ``revisions`` (it conflicts
+# with the insert's ROW EXCLUSIVE, not with reads) keeps a write in flight, inside its
+# transaction, for as long as it wants.
+HOLD_REVISIONS = "LOCK TABLE revisions IN SHARE MODE"
 CLIENT_TIMEOUT = 60.0  # a request that hangs fails the test instead of passing by accident
 POOL_MAX_SIZE = 4
 

@@ -206,7 +206,7 @@ def test_every_operation_of_the_spec_through_the_sdk(
         ("statement", "delete"),
         ("incident", "delete"),
     ]
-    last = api.changes.list(after=str(feed[-1].seq), types="incident")
+    last = api.changes.list(after=feed[-1].cursor, types="incident")
     assert last.data == [] and last.has_next_page() is False
 
     called = {

@@ -155,10 +155,10 @@ async def test_change_feed_until_caught_up(api: AsyncClient) -> None:
 
     source = await text_source(api)
     created = await api.incidents.create(incident_body(source))
-    since = [c async for c in api.changes.follow(after=before[-1].seq, until_caught_up=True)]
+    since = [c async for c in api.changes.follow(after=before[-1].cursor, until_caught_up=True)]
     assert [(c.type, c.id, c.operation, c.version) for c in since] == [("incident", created.id, "create", 1)]
-    page = await api.changes.list(after=str(since[-1].seq))
-    assert page.data == [] and page.next_cursor == str(since[-1].seq)
+    page = await api.changes.list(after=since[-1].cursor)
+    assert page.data == [] and page.next_cursor == since[-1].cursor
 
 
 async def test_a_post_whose_response_is_lost_is_retried_with_the_same_key(

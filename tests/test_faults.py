@@ -22,7 +22,7 @@ import pytest
 
 from secevents.server import db
 from tests.own_postgres import (
-    CHANGE_FEED_LOCK,
+    HOLD_REVISIONS,
     NOTHING,
     POOL_MAX_SIZE,
     app_over_own_postgres,
@@ -126,14 +126,16 @@ async def test_write_in_flight_when_the_database_dies(tmp_path: Path) -> None:
         conn = await asyncpg.connect(outage.url)
         await db.init_connection(conn)
         body = await incident_body(conn, title="Written while the database died")
-        # Hold the change-feed lock: the write inserts its rows, then waits inside its
-        # transaction for the lock — in flight.
-        await conn.execute("SELECT pg_advisory_lock($1)", CHANGE_FEED_LOCK)
+        # Hold a lock on `revisions`: the write inserts its rows, then waits inside its
+        # transaction to store its revision — in flight.
+        holding = conn.transaction()
+        await holding.start()
+        await conn.execute(HOLD_REVISIONS)
         headers = outage.write_headers("retry-me-1")
         first = asyncio.create_task(client.post("/v1/incidents", json=body, headers=headers))
         await until(
             lambda: conn.fetchval(
-                "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'revisions'::regclass AND NOT granted"
             ),
         )
 

@@ -7,7 +7,6 @@ import asyncio
 import asyncpg
 
 from secevents.server import db
-from tests.support import until
 
 TABLES = {
     "sources",
@@ -96,35 +95,3 @@ async def test_quote_must_be_in_source_text(conn: asyncpg.Connection) -> None:
         assert exc.constraint_name == "citation_quote_in_source"
     else:
         raise AssertionError("a quote absent from the source text was accepted")
-
-
-async def waiting_for_the_lock(observer: asyncpg.Connection, pid: int) -> bool:
-    waiting: bool = await observer.fetchval(
-        "SELECT count(*) > 0 FROM pg_locks WHERE pid = $1 AND NOT granted", pid
-    )
-    return waiting
-
-
-async def test_change_feed_sequence_follows_commit_order(database_url: str) -> None:
-    """A transaction that inserts a revision first but commits last still gets the larger seq."""
-    first = await asyncpg.connect(database_url)
-    second = await asyncpg.connect(database_url)
-    try:
-        record_id, data = await first.fetchrow("SELECT record_id, data::text FROM revisions LIMIT 1")
-        insert = (
-            "INSERT INTO revisions (record_type, record_id, version, operation, data, actor)"
-            " VALUES ('source', $1, $2, 'update', $3::json, 'test') RETURNING seq"
-        )
-        slow = first.transaction()
-        await slow.start()
-        seq_first = await first.fetchval(insert, record_id, 1000, data)
-        # The second writer blocks on the change-feed lock until the first commits.
-        blocked = asyncio.ensure_future(second.fetchval(insert, record_id, 1001, data))
-        await until(lambda: waiting_for_the_lock(first, second.get_server_pid()))
-        assert not blocked.done()
-        await slow.commit()
-        seq_second = await blocked
-        assert seq_second > seq_first
-    finally:
-        await first.close()
-        await second.close()

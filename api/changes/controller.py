@@ -1,4 +1,4 @@
-"""``GET /v1/changes``: every create, update and delete, in commit order."""
+"""``GET /v1/changes``: every create, update and delete, in commit order per record."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 import asyncpg
 from litestar import Controller, Response, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
@@ -13,7 +14,8 @@ from litestar.params import QueryParameter
 
 from secevents.schemas.changes import ChangePage
 from secevents.server import resources
-from secevents.server.changes import queries
+from secevents.server.changes import feed
+from secevents.server.changes.cursor import MAX_CURSOR_LENGTH, CursorCodec
 from secevents.server.http.errors import PROBLEM_RESPONSES, InvalidParameter, problem
 from secevents.server.http.responses import JSON
 from secevents.server.reads.filters import optional_list_of
@@ -25,8 +27,10 @@ MAX_LIMIT = 1000
 After = Annotated[
     str | None,
     QueryParameter(
-        description="Cursor: the `next_cursor` of the previous page (absent: from the beginning).",
-        pattern=r"^[0-9]{1,18}$",
+        description="Cursor: the `next_cursor` of the previous page, or the `cursor` of the last "
+        "change handled (absent: from the beginning). Bare numbers (a `seq`, as versions before "
+        "1.1 handed out) are accepted for changes written before that version.",
+        pattern=rf"^[A-Za-z0-9_-]{{1,{MAX_CURSOR_LENGTH}}}$",
     ),
 ]
 Types = Annotated[
@@ -39,7 +43,7 @@ Types = Annotated[
 ]
 
 
-def _record_types(types: list[str] | None) -> list[str] | None:
+def record_types(types: list[str] | None) -> list[str] | None:
     if not types:
         return None
     wanted = sorted({t.strip() for value in types for t in value.split(",") if t.strip()})
@@ -47,6 +51,20 @@ def _record_types(types: list[str] | None) -> list[str] | None:
     if unknown or not wanted:
         raise InvalidParameter("types", f"unknown record type(s) {unknown}; use {RECORD_TYPES}")
     return wanted
+
+
+def page_body(page: feed.Page, codec: CursorCodec) -> bytes:
+    """``{"data": [...], "next_cursor": ..., "has_more": ...}``; each entry gains its ``cursor``."""
+    entries = (e.change[:-1] + b',"cursor":"' + codec.encode(e.after).encode() + b'"}' for e in page.entries)
+    return (
+        b'{"data":['
+        + b",".join(entries)
+        + b'],"next_cursor":"'
+        + codec.encode(page.next).encode()
+        + b'","has_more":'
+        + (b"true" if page.has_more else b"false")
+        + b"}"
+    )
 
 
 class ChangeController(Controller):
@@ -57,11 +75,13 @@ class ChangeController(Controller):
         "/",
         operation_id="list_changes",
         summary="Follow every change",
-        description="Creates, updates and deletes (tombstones) in commit order, each with the "
-        "record's new version. Store `next_cursor` and pass it as `after` to get what was "
-        "committed since: a consumer that does so never misses a change and never sees one "
-        "twice, even while writers run concurrently. `has_more` says whether to ask again "
-        "right away.",
+        description="Creates, updates and deletes (tombstones), each with the record's new "
+        "version. Store `next_cursor` and pass it as `after` to get what was committed since: a "
+        "consumer that does so never misses a change and never sees one twice, even while "
+        "writers and imports run concurrently and commit out of order. Each change also carries "
+        "the `cursor` that resumes right after it. Changes of one record come in the order they "
+        "were committed; a transaction's changes (a whole import) come together, in one batch. "
+        "`has_more` says whether to ask again right away.",
         responses={
             200: ResponseSpec(ChangePage, description="A page of changes"),
             **PROBLEM_RESPONSES,
@@ -71,23 +91,15 @@ class ChangeController(Controller):
     )
     async def list_changes(
         self,
+        state: State,
         conn: NamedDependency[asyncpg.Connection],
         after: After = None,
         types: Types = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Page size")] = 100,
     ) -> Response[bytes]:
-        cursor = int(after) if after is not None else 0
-        rows = await conn.fetch(queries.PAGE, cursor, _record_types(types), limit + 1)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = rows[-1]["seq"] if rows else cursor
-        body = (
-            b'{"data":['
-            + b",".join(r["change"] for r in rows)
-            + b'],"next_cursor":"'
-            + str(next_cursor).encode()
-            + b'","has_more":'
-            + (b"true" if has_more else b"false")
-            + b"}"
+        wanted = record_types(types)
+        known = await feed.feed_state(state, conn)
+        page = await feed.read_page(conn, known.resolve(after), wanted, limit)
+        return Response(
+            content=page_body(page, known.codec), media_type=JSON, headers={"Cache-Control": "no-store"}
         )
-        return Response(content=body, media_type=JSON, headers={"Cache-Control": "no-store"})

@@ -39,9 +39,10 @@ async def record_revision(
     stored: bool = False,
 ) -> bytes:
     """Store the record's document (unless ``stored``: already done) and record its current
-    version as a revision (and change-feed entry) holding that document; return it. The
-    revision goes last in the write's transaction: it takes the change-feed lock (see the
-    ``revisions`` table), held until commit."""
+    version as a revision (and change-feed entry) holding that document; return it. Call it
+    after the write has locked the record's row (an UPDATE does) or created it: a second writer
+    of the record then draws its seq after this one committed, which is what keeps the change
+    feed in commit order per record (``secevents.server.changes.feed``)."""
     if not stored:
         await documents.store(conn, record.record_type, [record_id])
     data: bytes = await conn.fetchval(

@@ -24,7 +24,7 @@ from secevents.schemas.webhooks import (
     WebhookPage,
     WebhookPatch,
 )
-from secevents.server.changes import queries as feed
+from secevents.server.changes import reader as feed
 from secevents.server.http.auth import WRITE_SECURITY, Principal
 from secevents.server.http.errors import PROBLEM_RESPONSES, NotFound, problem
 from secevents.server.settings import Settings

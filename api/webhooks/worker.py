@@ -31,7 +31,7 @@ from uuid import UUID
 
 import asyncpg
 
-from secevents.server.changes import queries as feed
+from secevents.server.changes import reader as feed
 from secevents.server.settings import WebhookSettings
 from secevents.server.webhooks import events, queries
 from secevents.server.webhooks.sender import Outcome, Sender

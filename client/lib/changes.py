@@ -2,7 +2,7 @@
 
     for change in client.changes.follow(after=saved_cursor, types=["incident"]):
         apply(change)                 # change.data is the new document, None when deleted
-        saved_cursor = str(change.seq)
+        saved_cursor = change.cursor  # resumes right after this change
 
 Hand-written: the generated ``ChangesResource`` classes inherit these helpers (the generator
 never writes ``lib/``, and ``lib/`` never imports the generated code).
@@ -55,7 +55,8 @@ class ChangesResourceExtension:
         """Every change committed after ``after`` (the start of the feed when None), in commit
         order, page by page. When it has caught up it waits ``poll_interval`` seconds and asks
         again, forever — or stops, with ``until_caught_up=True``. Resume later from
-        ``after=change.seq`` of the last change handled: nothing is missed or seen twice."""
+        ``after=change.cursor`` of the last change handled: nothing is missed or seen twice.
+        (A bare ``seq`` is accepted only for changes written before cursors became snapshots.)"""
         cursor = None if after is None else str(after)
         while True:
             page = self.list(after=cursor, types=types, limit=limit)
