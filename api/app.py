@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, Contact, License, SecurityScheme, 
 
 from secevents.server import db, resources
 from secevents.server.changes.controller import ChangeController
+from secevents.server.changes.push import ChangeHub
 from secevents.server.exports.controller import export_router
 from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
 from secevents.server.http.bodies import decode_body
@@ -119,11 +120,13 @@ def create_app(settings: Settings) -> Litestar:
                 await asyncio.to_thread(db.upgrade, url)
             pool = await db.create_pool(url, settings.database)
             replicas: Replicas | None = None
+            hub = ChangeHub(pool, settings.changes.listen_url or url, settings)
             try:
                 if settings.database.seed_on_start:
                     async with pool.acquire() as conn:
                         await seed.load_if_empty(conn)
                 app.state.pool = pool
+                app.state.changes = hub
                 if settings.database.replica_urls:
                     # Reads go to the replicas in rotation; a task checks their lag meanwhile.
                     replicas = app.state.replicas = await Replicas.open(pool, settings.database)
@@ -131,6 +134,7 @@ def create_app(settings: Settings) -> Litestar:
                     app.state.webhook_sender = sender
                     yield
             finally:
+                await hub.close()
                 if replicas is not None:
                     await replicas.close()
                 await pool.close()

@@ -324,12 +324,45 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangesSettings:
+    """Pushing the change feed: long-poll (``/v1/changes?wait=``) and the event stream."""
+
+    listen_url: str | None = None
+    """``SECEVENTS_LISTEN_URL``: where the one ``LISTEN`` connection of each process goes, woken by
+    every commit that writes revisions. A direct URL to the primary: PgBouncer in transaction
+    mode cannot carry ``LISTEN``, and a standby cannot ``LISTEN``. Unset: the database's URL."""
+    heartbeat_seconds: float = 15.0
+    """``SECEVENTS_STREAM_HEARTBEAT_SECONDS``: the event stream sends a comment after this long
+    without an event, so proxies and clients see the connection alive."""
+    max_concurrent_reads: int = 4
+    """``SECEVENTS_STREAM_READS``: how many feed reads of waiting long-polls and streams may hold a
+    pooled connection at once (the rest queue), so that thousands of them woken by one commit
+    never take the pool from other requests. Waiters at the same cursor share one read."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ChangesSettings:
+        d = cls()
+        heartbeat = _float(env, "SECEVENTS_STREAM_HEARTBEAT_SECONDS", d.heartbeat_seconds)
+        reads = _int(env, "SECEVENTS_STREAM_READS", d.max_concurrent_reads)
+        if heartbeat <= 0:
+            raise ValueError("SECEVENTS_STREAM_HEARTBEAT_SECONDS must be positive")
+        if reads < 1:
+            raise ValueError("SECEVENTS_STREAM_READS must be at least 1")
+        return cls(
+            listen_url=env.get("SECEVENTS_LISTEN_URL") or None,
+            heartbeat_seconds=heartbeat,
+            max_concurrent_reads=reads,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    changes: ChangesSettings = field(default_factory=ChangesSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -340,4 +373,5 @@ class Settings:
             server=ServerSettings.from_env(env),
             redis=RedisSettings.from_env(env),
             webhooks=WebhookSettings.from_env(env),
+            changes=ChangesSettings.from_env(env),
         )

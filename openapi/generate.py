@@ -75,7 +75,8 @@ def spec_digest(spec: dict[str, Any]) -> str:
 
 
 # operation_id → method name, for the rare operation rule 1–3 names badly or ambiguously.
-METHOD_NAME_OVERRIDES: dict[str, str] = {}
+# ``stream_changes``: the raw event stream; ``client.changes.stream`` (``lib``) yields its changes.
+METHOD_NAME_OVERRIDES: dict[str, str] = {"stream_changes": "event_stream"}
 
 # Tags whose generated classes also inherit hand-written helpers (``client.changes.follow``): the
 # module (in ``client/lib/``, which the generator never writes) defines ``<Class>Extension`` and

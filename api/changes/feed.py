@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from litestar.datastructures import State
 
 from secevents.server.changes import queries
 from secevents.server.changes.cursor import (
@@ -80,14 +79,10 @@ class FeedState:
         return FeedCursor(ORIGIN, LEGACY, seq, self.legacy_seq)
 
 
-async def feed_state(state: State, conn: asyncpg.Connection) -> FeedState:
-    """The signing key and the legacy boundary, read once per process."""
-    cached: FeedState | None = state.get("change_feed")
-    if cached is None:
-        row = await conn.fetchrow(queries.FEED_STATE)
-        cached = FeedState(CursorCodec(bytes(row["cursor_key"])), row["legacy_seq"])
-        state["change_feed"] = cached
-    return cached
+async def load_state(conn: asyncpg.Connection) -> FeedState:
+    """The signing key and the legacy boundary (read once per process, by the hub)."""
+    row = await conn.fetchrow(queries.FEED_STATE)
+    return FeedState(CursorCodec(bytes(row["cursor_key"])), row["legacy_seq"])
 
 
 def _after(batch: FeedCursor, seq: int) -> FeedCursor:

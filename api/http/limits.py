@@ -26,6 +26,16 @@ from secevents.server.settings import ApiSettings
 
 log = logging.getLogger("secevents.db")
 
+_DEADLINE = "secevents.request_deadline"
+
+
+def extend_request_deadline(scope: Scope, seconds: float) -> None:
+    """For a handler that waits on purpose (a long-poll's ``wait``): the request may take that
+    much longer before the timeout answers 503."""
+    deadline: asyncio.Timeout | None = scope.get("state", {}).get(_DEADLINE)
+    if deadline is not None and (when := deadline.when()) is not None:
+        deadline.reschedule(when + seconds)
+
 
 def problem_message(
     scope: Scope,
@@ -146,6 +156,7 @@ class RequestLimitsMiddleware:
 
         try:
             async with asyncio.timeout(self.settings.request_timeout) as deadline:
+                scope.setdefault("state", {})[_DEADLINE] = deadline
                 await self.app(scope, receive, send_and_watch)
         except TimeoutError:
             if response_started or not deadline.expired():

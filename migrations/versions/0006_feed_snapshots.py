@@ -34,6 +34,10 @@ Existing rows get ``xid = 1``, older than any snapshot: visible to every cursor 
 (``after=<seq>``) still means "every row with seq <= N": it keeps working up to the last of them
 (``change_feed.legacy_seq``); a larger number is a 400.
 
+Every statement that stores revisions also queues ``NOTIFY secevents_changes`` (sent on commit,
+once per transaction): what wakes long-polls and event streams. It is taken at commit only,
+briefly — not, as the old lock was, from a transaction's first revision to its commit.
+
 ``change_feed.cursor_key`` signs feed cursors. It lives in the database, not in a setting, so
 every worker, a restart and a standby accept the cursors a consumer has stored.
 """
@@ -50,6 +54,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHANGE_FEED_LOCK = 7361029384756
+NOTIFY_CHANNEL = "secevents_changes"  # secevents.server.changes.listener listens on it
 
 
 def upgrade() -> None:
@@ -66,6 +71,15 @@ def upgrade() -> None:
       cursor_key bytea NOT NULL CHECK (length(cursor_key) >= 32),
       legacy_seq bigint NOT NULL
     )""")
+    op.execute(f"""
+    CREATE FUNCTION revisions_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_notify('{NOTIFY_CHANNEL}', '');
+      RETURN NULL;
+    END $$""")
+    op.execute("""
+    CREATE TRIGGER revisions_notify AFTER INSERT ON revisions
+    FOR EACH STATEMENT EXECUTE FUNCTION revisions_notify()""")
     # gen_random_uuid() draws from pg_strong_random: two of them give 244 random bits.
     op.execute("""
     INSERT INTO change_feed (cursor_key, legacy_seq)
@@ -74,6 +88,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER revisions_notify ON revisions")
+    op.execute("DROP FUNCTION revisions_notify()")
     op.execute("DROP TABLE change_feed")
     op.execute("DROP INDEX revisions_xid_seq_idx")
     op.execute("ALTER TABLE revisions DROP COLUMN xid")

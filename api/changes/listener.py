@@ -1,0 +1,98 @@
+"""One ``LISTEN`` connection per process, woken by every commit that stores revisions.
+
+Migration 0006_feed_snapshots queues ``NOTIFY secevents_changes`` from every statement that inserts
+revisions; PostgreSQL delivers it when the transaction commits (once per transaction, never for
+one that rolls back). This process's waiters — long-polls and event streams, thousands of them —
+share the one connection: each takes :meth:`ChangeListener.signal` *before* it reads the feed, so
+a commit that lands between its read and its wait still wakes it.
+
+The connection is opened on first use, outside the pool (``SECEVENTS_LISTEN_URL``, default the
+database's URL: ``LISTEN`` needs a session of its own, which PgBouncer in transaction mode and
+a standby cannot give). When it is lost it is opened again with backoff, and every waiter is
+woken then: what committed while nobody listened is found by reading the feed, never by trusting
+notifications alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+log = logging.getLogger("secevents.changes")
+
+CHANNEL = "secevents_changes"
+# How often an idle listening connection is checked (a silently dropped TCP connection would
+# otherwise look idle forever), and the backoff between attempts to open it.
+PING_SECONDS = 30.0
+BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class ChangeListener:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        """Set while the ``LISTEN`` is in place (tests wait for it)."""
+        self.notifications = 0
+
+    def signal(self) -> asyncio.Event:
+        """An event set by the next commit that stores revisions (or by a reconnection). Take
+        it before reading the feed, wait on it after an empty read."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="secevents-change-listener")
+        return self._event
+
+    def wake(self) -> None:
+        """Wake every current waiter; later ones get a fresh event."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def _on_notification(self, *_: object) -> None:
+        self.notifications += 1
+        self.wake()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                if attempt in (0, len(BACKOFF)):
+                    log.warning("change listener cannot connect (%r); retrying every %.1f s", exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            try:
+                await self._listen(conn)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("change listener lost its connection (%r); reconnecting", exc)
+            finally:
+                self.connected.clear()
+                conn.terminate()
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.add_listener(CHANNEL, self._on_notification)
+        self.connected.set()
+        # Changes may have committed while nobody listened: every waiter reads again.
+        self.wake()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), PING_SECONDS)
+                continue
+            await conn.execute("SELECT 1", timeout=self._connect_timeout)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
