@@ -208,6 +208,12 @@ def test_every_operation_of_the_spec_through_the_sdk(
     ]
     last = api.changes.list(after=feed[-1].cursor, types="incident")
     assert last.data == [] and last.has_next_page() is False
+    # the same changes from the event stream (which the SDK resumes by itself), and the raw one
+    streamed = api.changes.stream(types=["incident", "statement"])
+    assert [next(streamed).seq for _ in feed] == [c.seq for c in feed]
+    streamed.close()
+    with api.changes.event_stream(after=feed[-1].cursor) as events:
+        assert events.content_type.startswith("text/event-stream")
 
     called = {
         operation_id
