@@ -169,7 +169,6 @@ class ChangeController(Controller):
     ) -> ServerSentEvent:
         hub: ChangeHub = state.changes
         wanted = record_types(types)
-        async with hub.connection() as conn:
-            known = await hub.feed_state(conn)
+        known = await hub.feed_state()
         cursor = known.resolve(last_event_id or after)
         return ServerSentEvent(hub.events(cursor, wanted, known.codec), headers={"Cache-Control": "no-store"})

@@ -24,6 +24,7 @@ import asyncpg
 log = logging.getLogger("secevents.changes")
 
 CHANNEL = "secevents_changes"
+APPLICATION_NAME = "secevents-listener"  # how pg_stat_activity shows it
 # How often an idle listening connection is checked (a silently dropped TCP connection would
 # otherwise look idle forever), and the backoff between attempts to open it.
 PING_SECONDS = 30.0
@@ -60,7 +61,11 @@ class ChangeListener:
         attempt = 0
         while True:
             try:
-                conn = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+                conn = await asyncpg.connect(
+                    self._url,
+                    timeout=self._connect_timeout,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 if attempt in (0, len(BACKOFF)):

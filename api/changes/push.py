@@ -73,9 +73,14 @@ class ChangeHub:
             with contextlib.suppress(Exception):  # a connection that died is replaced by the pool
                 await self._pool.release(conn)
 
-    async def feed_state(self, conn: asyncpg.Connection) -> feed.FeedState:
+    async def feed_state(self, conn: asyncpg.Connection | None = None) -> feed.FeedState:
+        """The feed's signing key and legacy boundary, read once (on ``conn``, or a pooled one)."""
         if self._state is None:
-            self._state = await feed.load_state(conn)
+            if conn is not None:
+                self._state = await feed.load_state(conn)
+            else:
+                async with self.connection() as pooled:
+                    self._state = await feed.load_state(pooled)
         return self._state
 
     async def read(self, cursor: FeedCursor, types: Sequence[str] | None, limit: int) -> feed.Page:
@@ -116,7 +121,8 @@ class ChangeHub:
                 if remaining <= 0:
                     break
                 try:
-                    await asyncio.wait_for(signal.wait(), remaining)
+                    async with asyncio.timeout(remaining):  # (no task per wait, as wait_for makes)
+                        await signal.wait()
                 except TimeoutError:
                     break
                 signal = self.listener.signal()
@@ -165,7 +171,8 @@ class ChangeHub:
             remaining = quiet_since + heartbeat - loop.time()
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await signal.wait()
                     continue
             yield _comment("heartbeat")
             quiet_since = loop.time()
