@@ -56,7 +56,7 @@ class ChangeHub:
         self._in_flight: dict[_ReadKey, asyncio.Future[feed.Page]] = {}
         self._state: feed.FeedState | None = None
         self.waiting = 0
-        """Long-polls waiting right now."""
+        """Long-polls waiting for a commit right now (not reading: those hold no connection)."""
         self.streams = 0
         """Event streams open right now."""
 
@@ -114,22 +114,21 @@ class ChangeHub:
         """Long-poll: the first page with changes after ``page.next`` (an empty page), or after
         ``seconds`` the last empty one. ``signal`` was taken before ``page`` was read."""
         deadline = asyncio.get_running_loop().time() + seconds
-        self.waiting += 1
-        try:
-            while not (page.entries or page.has_more):
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    async with asyncio.timeout(remaining):  # (no task per wait, as wait_for makes)
-                        await signal.wait()
-                except TimeoutError:
-                    break
-                signal = self.listener.signal()
-                page = await self.read(page.next, types, limit)
-            return page
-        finally:
-            self.waiting -= 1
+        while not (page.entries or page.has_more):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(remaining):  # (no task per wait, as wait_for makes)
+                    await signal.wait()
+            except TimeoutError:
+                break
+            finally:
+                self.waiting -= 1
+            signal = self.listener.signal()
+            page = await self.read(page.next, types, limit)
+        return page
 
     async def events(
         self, cursor: FeedCursor, types: Sequence[str] | None, codec: CursorCodec
