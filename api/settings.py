@@ -334,6 +334,10 @@ class ChangesSettings:
     heartbeat_seconds: float = 15.0
     """``SECEVENTS_STREAM_HEARTBEAT_SECONDS``: the event stream sends a comment after this long
     without an event, so proxies and clients see the connection alive."""
+    stream_max_seconds: float = 3600.0
+    """``SECEVENTS_STREAM_MAX_SECONDS``: an event stream ends after this long (clients reconnect
+    with ``Last-Event-ID``, as EventSource and the SDK do by themselves): long-lived connections
+    move between workers and servers instead of pinning one forever."""
     max_concurrent_reads: int = 4
     """``SECEVENTS_STREAM_READS``: how many feed reads of waiting long-polls and streams may hold a
     pooled connection at once (the rest queue), so that thousands of them woken by one commit
@@ -344,13 +348,17 @@ class ChangesSettings:
         d = cls()
         heartbeat = _float(env, "SECEVENTS_STREAM_HEARTBEAT_SECONDS", d.heartbeat_seconds)
         reads = _int(env, "SECEVENTS_STREAM_READS", d.max_concurrent_reads)
+        lifetime = _float(env, "SECEVENTS_STREAM_MAX_SECONDS", d.stream_max_seconds)
         if heartbeat <= 0:
             raise ValueError("SECEVENTS_STREAM_HEARTBEAT_SECONDS must be positive")
+        if lifetime <= 0:
+            raise ValueError("SECEVENTS_STREAM_MAX_SECONDS must be positive")
         if reads < 1:
             raise ValueError("SECEVENTS_STREAM_READS must be at least 1")
         return cls(
             listen_url=env.get("SECEVENTS_LISTEN_URL") or None,
             heartbeat_seconds=heartbeat,
+            stream_max_seconds=lifetime,
             max_concurrent_reads=reads,
         )
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from secevents.schemas.common import Base
 from secevents.schemas.records import Operation, RecordType
 
-__all__ = ["Change", "ChangePage", "Operation", "RecordType"]
+__all__ = ["Change", "ChangeEvent", "ChangePage", "Operation", "RecordType"]
 
 
 class Change(Base, kw_only=True):
@@ -36,3 +36,14 @@ class ChangePage(Base, kw_only=True):
     data: list[Change]
     next_cursor: str
     has_more: bool = False
+
+
+class ChangeEvent(Base, kw_only=True):
+    """One event of the ``text/event-stream`` of ``GET /v1/changes/stream``, field by field:
+    ``event: change``, ``id:`` the cursor right after the change (send it back as
+    ``Last-Event-ID``), ``data:`` the change as JSON (a :class:`Change`, as the feed lists it).
+    Comment lines (heartbeats) carry no event."""
+
+    event: Literal["change"] = "change"
+    id: str
+    data: str

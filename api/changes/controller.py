@@ -12,7 +12,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
-from secevents.schemas.changes import ChangePage
+from secevents.schemas.changes import ChangeEvent, ChangePage
 from secevents.server import resources
 from secevents.server.changes import feed
 from secevents.server.changes.cursor import MAX_CURSOR_LENGTH
@@ -150,7 +150,7 @@ class ChangeController(Controller):
         media_type=EVENT_STREAM,
         responses={
             200: ResponseSpec(
-                str,
+                ChangeEvent,
                 media_type=EVENT_STREAM,
                 description="One `change` event per change, comments as heartbeats",
                 examples=None,

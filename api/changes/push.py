@@ -147,9 +147,10 @@ class ChangeHub:
     ) -> AsyncIterator[ServerSentEventMessage]:
         heartbeat = self._settings.changes.heartbeat_seconds
         loop = asyncio.get_running_loop()
+        ends = loop.time() + self._settings.changes.stream_max_seconds
         yield _comment("secevents change stream", retry=RETRY_MILLISECONDS)
         quiet_since = loop.time()
-        while True:
+        while loop.time() < ends:
             signal = self.listener.signal()
             try:
                 page = await self.read(cursor, types, STREAM_PAGE)
@@ -167,7 +168,7 @@ class ChangeHub:
                 quiet_since = loop.time()
             if page.has_more:
                 continue
-            remaining = quiet_since + heartbeat - loop.time()
+            remaining = min(quiet_since + heartbeat, ends) - loop.time()
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
