@@ -2,7 +2,7 @@
 feed cursor is a transaction snapshot (issue 14).
 
 Revision ID: 0006_feed_snapshots
-Revises: 0004
+Revises: 0005_stored_documents
 Create Date: 2026-11-30
 
 Until now ``revisions.seq`` was drawn under a transaction-scoped advisory lock held to commit
@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006_feed_snapshots"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005_stored_documents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
