@@ -327,7 +327,7 @@ async def test_consumer_sees_every_change_exactly_once_under_concurrent_writers(
 async def test_numeric_cursors_from_before_snapshots_still_work(database_url: str) -> None:
     """Revisions written before migration 0006 had seqs in commit order: a bare seq handed out
     then still resumes exactly after it; a larger number is a 400."""
-    await asyncio.to_thread(db.downgrade, database_url, "0004")
+    await asyncio.to_thread(db.downgrade, database_url, "0005_stored_documents")
     async with db.connect(database_url) as writer:
         data = await writer.fetchval("SELECT data FROM revisions LIMIT 1")
         old = [await writer.fetchval(INSERT_REVISION, uuid.uuid4(), 1, data) for _ in range(3)]
