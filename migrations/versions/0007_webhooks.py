@@ -2,7 +2,7 @@
 delivery attempt.
 
 Revision ID: 0007_webhooks
-Revises: 0005_stored_documents
+Revises: 0006_feed_snapshots
 Create Date: 2026-11-30
 
 - ``webhook_endpoints``: one row per endpoint, holding all of its delivery state, so a restart
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007_webhooks"
-down_revision: str | None = "0005_stored_documents"
+down_revision: str | None = "0006_feed_snapshots"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
