@@ -1,5 +1,5 @@
 """The change feed for consumers inside the server (webhook deliveries): cursors as the strings
-``GET /v1/changes`` hands out, each entry's JSON exactly as it lists it.
+``GET /v1/changes`` hands out, each entry's JSON as it lists it (less the ``cursor``).
 
 A thin face over :mod:`secevents.server.changes.feed`: a consumer stores the cursor after the
 last entry it handled (``positions``) and reads on from there, with the same guarantees as any
@@ -15,13 +15,13 @@ import asyncpg
 
 from secevents.server.changes import feed
 from secevents.server.changes.cursor import FeedCursor
-from secevents.server.changes.push import entry_json
 
 
 @dataclass(frozen=True, slots=True)
 class FeedPage:
-    """Each entry's JSON exactly as ``GET /v1/changes`` lists it, the cursor just after each
-    entry, and the cursor after the page."""
+    """Each entry's JSON as ``GET /v1/changes`` lists it but without its ``cursor`` (the
+    consumer keeps its position itself: ``positions``, the cursor just after each entry), and
+    the cursor after the page."""
 
     entries: list[bytes]
     positions: list[str]
@@ -36,7 +36,7 @@ async def read_page(
     state = await feed.load_state(conn)
     page = await feed.read_page(conn, state.resolve(after), list(types) if types else None, limit)
     return FeedPage(
-        entries=[entry_json(e, state.codec) for e in page.entries],
+        entries=[e.change for e in page.entries],
         positions=[state.codec.encode(e.after) for e in page.entries],
         next_cursor=state.codec.encode(page.next),
         has_more=page.has_more,
