@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
+import pytest
 
 from secevents.server import db
 from tests.own_postgres import (
-    CHANGE_FEED_LOCK,
+    HOLD_REVISIONS,
     NOTHING,
     OwnPostgres,
     app_over_own_postgres,
@@ -38,6 +39,8 @@ from tests.own_postgres import (
 )
 from tests.support import until
 from tests.writing import incident_body
+
+pytestmark = pytest.mark.own_servers  # the same with any SECEVENTS_TEST_DATABASE_URL
 
 REQUEST_TIMEOUT = 3.0
 ROLLBACK_TIMEOUT = 0.5
@@ -94,10 +97,11 @@ async def test_every_request_answers_while_the_database_is_frozen() -> None:
         workers = [asyncio.create_task(reader()) for _ in range(READERS)]
         workers += [asyncio.create_task(writer()) for _ in range(WRITERS)]
         await until(lambda: sum(a.response.status_code == 201 for a in answers) >= 2 * WRITERS)
-        # Writes inside their transactions when the freeze comes: they wait for the change-feed
-        # lock, which this test holds on a connection that freezes with the server. One of them
-        # is known to be waiting before the freeze.
-        await conn.execute("SELECT pg_advisory_lock($1)", CHANGE_FEED_LOCK)
+        # Writes inside their transactions when the freeze comes: they wait to store their
+        # revision, behind a lock on `revisions` this test holds on a connection that freezes with
+        # the server. One of them is known to be waiting before the freeze.
+        await conn.execute("BEGIN")
+        await conn.execute(HOLD_REVISIONS)
         held_title = "In its transaction when the database froze"
         held_headers = pg.write_headers("held-write")
         held = asyncio.create_task(
@@ -105,7 +109,7 @@ async def test_every_request_answers_while_the_database_is_frozen() -> None:
         )
         await until(
             lambda: conn.fetchval(
-                "SELECT count(*) > $1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", 0
+                "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'revisions'::regclass AND NOT granted"
             )
         )
 
