@@ -9,6 +9,7 @@ databases of its own, cloned from a template that the migrations built once per 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,17 @@ from secevents.server.importers import seed
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings, WebhookSettings
 
 SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
+
+
+@pytest.fixture(autouse=True)
+def logging_levels_restored() -> Iterator[None]:
+    """The CLI configures logging for its process (quiet library logs, no access log for its
+    in-process requests); tests that run it in-process must not leave that to later tests."""
+    loggers = [logging.getLogger(name) for name in ("", "secevents", "secevents.access", "secevents.cli")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")
