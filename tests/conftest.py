@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.importers import seed
 from secevents.server.settings import ApiSettings, DatabaseSettings, Settings, WebhookSettings
+from tests.support import scratch_folder
 
 SHARED_EMBEDDED_DIR = Path(f"/tmp/secevents-test-pg-{os.getuid()}")
 
@@ -139,3 +141,19 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as test_client:
         yield test_client
+
+
+@asynccontextmanager
+async def fresh_server_database(prefix: str) -> AsyncIterator[dict[str, str]]:
+    """The environment of a server started by a test: a fresh embedded PostgreSQL in a scratch
+    folder, or a new empty database on SECEVENTS_TEST_DATABASE_URL's server."""
+    external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
+    if not external:
+        with scratch_folder(prefix) as folder:
+            yield {"SECEVENTS_DATA_DIR": str(folder / "pgdata")}
+        return
+    name = await create_database(external)
+    try:
+        yield {"DATABASE_URL": db.url_with_database(external, name)}
+    finally:
+        await drop_database(external, name)

@@ -29,7 +29,7 @@ import pytest
 from litestar import Litestar
 
 from tests.client_helpers import serve
-from tests.conftest import create_database, drop_database
+from tests.conftest import fresh_server_database
 from tests.support import scratch_folder, until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,16 +193,8 @@ def test_the_sdk_wheel_command_says_what_to_install(sdk_python: Path, tmp_path: 
 async def outside_database() -> AsyncIterator[dict[str, str]]:
     """Where the installed server keeps its data: a fresh embedded PostgreSQL (from the wheel
     the fresh virtualenv installed), or a new database on SECEVENTS_TEST_DATABASE_URL's server."""
-    external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
-    if not external:
-        with scratch_folder("secevents-install-pg-") as folder:
-            yield {"SECEVENTS_DATA_DIR": str(folder / "pgdata")}
-        return
-    from secevents.server import db
-
-    name = await create_database(external)
-    yield {"DATABASE_URL": db.url_with_database(external, name)}
-    await drop_database(external, name)
+    async with fresh_server_database("secevents-install-pg-") as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests import readme_runner
-from tests.conftest import create_database, drop_database
+from tests.conftest import fresh_server_database
 from tests.readme_runner import Block, ReadmeError
 from tests.support import scratch_folder, until
 
@@ -50,16 +50,8 @@ def reader_environment(home: Path) -> dict[str, str]:
 async def database_env() -> AsyncIterator[dict[str, str]]:
     """Where the README's server keeps its data: a fresh embedded PostgreSQL (what a reader
     gets), or a fresh empty database on SECEVENTS_TEST_DATABASE_URL's server."""
-    external = os.environ.get("SECEVENTS_TEST_DATABASE_URL")
-    if not external:
-        with scratch_folder("secevents-readme-pg-") as folder:
-            yield {"SECEVENTS_DATA_DIR": str(folder / "pgdata")}
-        return
-    from secevents.server import db
-
-    name = await create_database(external)
-    yield {"DATABASE_URL": db.url_with_database(external, name)}
-    await drop_database(external, name)
+    async with fresh_server_database("secevents-readme-pg-") as env:
+        yield env
 
 
 @pytest.fixture
