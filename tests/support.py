@@ -69,8 +69,10 @@ async def wait_until(
         await asyncio.sleep(0.02)
 
 
-async def until(condition: Callable[[], object], interval: float = 0.01) -> None:
-    """Wait until ``condition()`` (or the value it awaits to) is true, polling."""
+async def until(condition: Callable[[], object], interval: float = 0.01, *, slowest: float = 0.25) -> None:
+    """Wait until ``condition()`` (or the value it awaits to) is true, polling: at ``interval``
+    first, then less often up to every ``slowest`` seconds, so that a long wait on a loaded
+    machine does not run into the API's rate limit."""
     while True:
         result = condition()
         if inspect.isawaitable(result):
@@ -78,6 +80,7 @@ async def until(condition: Callable[[], object], interval: float = 0.01) -> None
         if result:
             return
         await asyncio.sleep(interval)
+        interval = min(interval * 1.5, max(interval, slowest))
 
 
 def create_test_app(settings: Settings) -> Litestar:

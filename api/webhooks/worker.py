@@ -87,26 +87,40 @@ class DeliveryWorker:
         free = self._settings.concurrency - len(self._tasks)
         if free <= 0:
             return 0
-        async with self._pool.acquire() as conn:
-            head = await feed.head_cursor(conn)
-            if head != self._head:
-                self._head = head
-                self._idle.clear()
-            token = uuid.uuid4()
-            rows = await conn.fetch(queries.CLAIM, token, self._lease_seconds, list(self._idle), free)
-        for row in rows:
-            self._tokens[token] += 1
-            task = asyncio.create_task(self._serve(token, row, head))
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._done, token=token))
+        token = uuid.uuid4()
+        # The round holds the token before it claims, and keeps it when cancelled (a shutdown
+        # between the claim's commit and the tasks taking it over): :meth:`stop` then still hands
+        # those leases back, instead of the endpoints waiting out the lease in the next process.
+        self._tokens[token] += 1
+        try:
+            async with self._pool.acquire() as conn:
+                head = await feed.head_cursor(conn)
+                if head != self._head:
+                    self._head = head
+                    self._idle.clear()
+                rows = await conn.fetch(queries.CLAIM, token, self._lease_seconds, list(self._idle), free)
+            for row in rows:
+                self._tokens[token] += 1
+                task = asyncio.create_task(self._serve(token, row, head))
+                self._tasks.add(task)
+                task.add_done_callback(functools.partial(self._done, token=token))
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._drop_token(token)
+            raise
+        self._drop_token(token)
         return len(rows)
 
     def _done(self, task: asyncio.Task[None], *, token: UUID) -> None:
         self._tasks.discard(task)
+        self._drop_token(token)
+        self.wake()
+
+    def _drop_token(self, token: UUID) -> None:
         self._tokens[token] -= 1
         if self._tokens[token] <= 0:
             del self._tokens[token]
-        self.wake()
 
     async def _serve(self, token: UUID, row: asyncpg.Record, head: str) -> None:
         try:
