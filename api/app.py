@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Litestar:
                 if settings.database.replica_urls:
                     # Reads go to the replicas in rotation; a task checks their lag meanwhile.
                     replicas = app.state.replicas = await Replicas.open(pool, settings.database)
+                    hub.replicas = replicas
                 async with delivering(pool, settings.webhooks) as sender:
                     app.state.webhook_sender = sender
                     yield

@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from secevents.server.exports.controller import document_export_media_types
+from secevents.server.http.consistency import document_read_after
 from secevents.server.http.deprecation import document_deprecations
 from secevents.server.http.etags import IF_MATCH_PATTERN
 from secevents.server.http.msgpack import add_msgpack_media_types
@@ -29,6 +30,7 @@ def with_formats(spec: dict[str, Any]) -> dict[str, Any]:
     if isinstance(operation, dict):
         operation["requestBody"] = REQUEST_BODY
     document_write_headers(spec)
+    document_read_after(spec)
     document_export_media_types(spec)
     document_query_string_limit(spec)
     request_components_from_msgspec(spec)

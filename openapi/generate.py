@@ -91,7 +91,15 @@ UNDOCUMENTED_BODIES: dict[str, str] = {"import_records": "application/x-ndjson"}
 CURSOR_PARAMETERS = ("cursor", "after")
 # Headers the core sets itself; they are not method parameters.
 MANAGED_HEADERS = frozenset(
-    {"authorization", "accept", "content-type", "idempotency-key", "if-match", "user-agent"}
+    {
+        "authorization",
+        "accept",
+        "content-type",
+        "idempotency-key",
+        "if-match",
+        "user-agent",
+        "secevents-read-after",
+    }
 )
 DOC_WIDTH = 96
 READ_VERBS = frozenset({"list", "get"})

@@ -257,3 +257,25 @@ def test_idempotency_key_pattern_and_parser_agree(key: str) -> None:
     else:
         accepted = True
     assert documented == accepted
+
+
+def test_the_read_after_token_is_declared_on_every_api_read_and_write() -> None:
+    """``Secevents-Read-After``: what every write answers and every read may send back."""
+    spec = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    reads = writes = 0
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            if method == "get":
+                names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+                assert "Secevents-Read-After" in names, operation["operationId"]
+                reads += 1
+            elif method in {"post", "put", "patch", "delete"}:
+                succeeded = [r for status, r in operation["responses"].items() if status.startswith("2")]
+                assert succeeded, operation["operationId"]
+                assert all("Secevents-Read-After" in r.get("headers", {}) for r in succeeded), operation[
+                    "operationId"
+                ]
+                writes += 1
+    assert reads > 10 and writes > 10

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from litestar import Litestar
 
 from secevents import AsyncClient
 from secevents.server import db
@@ -22,6 +23,7 @@ from secevents.server.settings import ApiSettings, DatabaseSettings, Settings
 from tests.client_helpers import incident_body as sdk_incident_body
 from tests.pg_servers import Server, primary_and_replica
 from tests.support import until
+from tests.test_changes import INSERT_REVISION, read_all
 from tests.writing import incident_body
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.own_servers]
@@ -34,6 +36,7 @@ class Cluster:
     replica: Server
     headers: dict[str, str]
     key: str
+    app: Litestar
 
     def write_headers(self) -> dict[str, str]:
         return {**self.headers, "Idempotency-Key": uuid.uuid4().hex}
@@ -76,7 +79,7 @@ async def cluster(**database: Any) -> AsyncIterator[Cluster]:
         ):
             async with db.connect(primary.url) as conn:
                 key = (await auth.create_key(conn, name="replicas", scopes=["write"])).key
-            c = Cluster(client, primary, replica, {"Authorization": f"Bearer {key}"}, key)
+            c = Cluster(client, primary, replica, {"Authorization": f"Bearer {key}"}, key, app)
             await until(lambda: _state_is(c, "up"), interval=0.05)
             yield c
 
@@ -225,3 +228,67 @@ async def _replica_has(c: Cluster, url: str) -> bool:
 
 async def _title_is(c: Cluster, url: str, title: str) -> bool:
     return bool((await c.client.get(url)).json()["title"] == title)
+
+
+async def _replayed_past(c: Cluster, lsn: str) -> bool:
+    return bool(await c.on_replica(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
+
+
+async def test_the_feed_read_from_the_replica_never_skips_a_transaction_that_commits_late() -> None:
+    """Two writers on the primary: the first draws the smaller seq and commits last. A consumer
+    paging the feed from the replica meanwhile is held back (the standby cannot list the
+    primary's running transactions, so it pages only up to the oldest one), and in the end
+    receives both changes, each once."""
+    async with cluster() as c:
+        first = await asyncpg.connect(c.primary.url)
+        second = await asyncpg.connect(c.primary.url)
+        try:
+            await _late_commit_seen_once(c, first, second)
+        finally:
+            await first.close()
+            await second.close()
+
+
+async def _late_commit_seen_once(c: Cluster, first: asyncpg.Connection, second: asyncpg.Connection) -> None:
+    _, cursor = await read_all(c.client)
+    data = await first.fetchval("SELECT data::text FROM revisions LIMIT 1")
+    slow = first.transaction()
+    await slow.start()
+    try:
+        early = await first.fetchval(INSERT_REVISION, uuid.uuid4(), 1, data)
+        late = await second.fetchval(INSERT_REVISION, uuid.uuid4(), 1, data)
+        assert early < late
+        written = await second.fetchval("SELECT pg_current_wal_lsn()::text")
+        await until(lambda: _replayed_past(c, written), interval=0.05)
+        # The replica has the late commit, but the early transaction still runs: nothing yet
+        # (the primary would list the late one already).
+        held_back, cursor = await read_all(c.client, cursor)
+
+        assert held_back == []
+    finally:
+        await slow.commit()
+    committed = await first.fetchval("SELECT pg_current_wal_lsn()::text")
+    await until(lambda: _replayed_past(c, committed), interval=0.05)
+    seen, _ = await read_all(c.client, cursor)
+    assert [change["seq"] for change in seen] == [early, late]
+
+
+async def test_a_long_poll_served_by_the_replica_answers_with_the_commit_that_woke_it() -> None:
+    """The wake-up comes from the primary (NOTIFY); the read after it waits for a replica that has
+    replayed that far or falls back to the primary, so the waiter gets the change instead of
+    an empty page from a replica that is behind (here: paused)."""
+    async with cluster(read_after_wait=0.2) as c:
+        _, cursor = await read_all(c.client)
+        await c.on_replica("SELECT pg_wal_replay_pause()")
+        try:
+            waiting = asyncio.create_task(
+                c.client.get("/v1/changes", params={"after": cursor, "wait": "30", "types": "incident"})
+            )
+            hub = c.app.state.changes
+            await until(lambda: hub.waiting == 1 and hub.listener.connected.is_set(), interval=0.05)
+            created = await _create(c, "Woke the long-poll")
+            answer = await waiting
+        finally:
+            await c.on_replica("SELECT pg_wal_replay_resume()")
+        assert answer.status_code == 200, answer.text
+        assert [change["id"] for change in answer.json()["data"]] == [created.json()["id"]]

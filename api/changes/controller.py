@@ -17,6 +17,7 @@ from secevents.server import resources
 from secevents.server.changes import feed
 from secevents.server.changes.cursor import MAX_CURSOR_LENGTH
 from secevents.server.changes.push import ChangeHub, entry_json
+from secevents.server.http.dependencies import read_after
 from secevents.server.http.errors import PROBLEM_RESPONSES, InvalidParameter, problem
 from secevents.server.http.limits import extend_request_deadline
 from secevents.server.http.responses import JSON
@@ -128,9 +129,9 @@ class ChangeController(Controller):
         wanted = record_types(types)
         # Taken before the first read: a commit right after it still ends the wait.
         signal = hub.listener.signal() if wait else None
-        async with hub.connection() as conn:
-            known = await hub.feed_state(conn)
-            page = await feed.read_page(conn, known.resolve(after), wanted, limit)
+        known = await hub.feed_state()
+        position = known.resolve(after)
+        page = await hub.read_page(position, wanted, limit, read_after=read_after(request))
         if signal is not None and not (page.entries or page.has_more):
             extend_request_deadline(request.scope, wait)
             page = await hub.wait(page, wanted, limit, seconds=wait, signal=signal)

@@ -22,7 +22,9 @@ from litestar.response import ServerSentEventMessage
 from secevents.server.changes import feed
 from secevents.server.changes.cursor import CursorCodec, FeedCursor
 from secevents.server.changes.listener import ChangeListener
+from secevents.server.http.dependencies import replica_failure
 from secevents.server.http.errors import ServiceUnavailable
+from secevents.server.replicas import WAL_POSITION, Replicas, parse_lsn, release
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.changes")
@@ -55,6 +57,8 @@ class ChangeHub:
         self._reads = asyncio.Semaphore(settings.changes.max_concurrent_reads)
         self._in_flight: dict[_ReadKey, asyncio.Future[feed.Page]] = {}
         self._state: feed.FeedState | None = None
+        self.replicas: Replicas | None = None
+        """Set when reads go to replicas: then so do the feed's."""
         self.waiting = 0
         """Long-polls waiting for a commit right now (not reading: those hold no connection)."""
         self.streams = 0
@@ -62,7 +66,7 @@ class ChangeHub:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for one read; 503 when none is free in time."""
+        """A pooled connection to the primary; 503 when none is free in time."""
         try:
             conn = await self._pool.acquire(timeout=self._settings.database.pool_acquire_timeout)
         except TimeoutError as exc:
@@ -72,6 +76,42 @@ class ChangeHub:
         finally:
             with contextlib.suppress(Exception):  # a connection that died is replaced by the pool
                 await self._pool.release(conn)
+
+    async def read_page(
+        self, cursor: FeedCursor, types: Sequence[str] | None, limit: int, *, read_after: int | None
+    ) -> feed.Page:
+        """One page of the feed, from a replica in rotation when there are replicas (a standby
+        pages only up to what it has replayed, so it never shows a gap) that has replayed past
+        ``read_after``, else from the primary — also when the replica fails under the read."""
+        replicas = self.replicas
+        if replicas is None or not replicas.in_rotation():
+            async with self.connection() as conn:
+                return await feed.read_page(conn, cursor, types, limit)
+        timeout = self._settings.database.pool_acquire_timeout
+        try:
+            pool, conn, member = await replicas.acquire_for_read(read_after, timeout)
+        except TimeoutError as exc:
+            raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
+        try:
+            return await feed.read_page(conn, cursor, types, limit)
+        except Exception as exc:
+            if member is None or not replica_failure(exc):
+                raise
+            replicas.mark_down(member, exc)
+        finally:
+            await release(pool, conn)
+        async with self.connection() as conn:
+            return await feed.read_page(conn, cursor, types, limit)
+
+    async def _primary_position(self) -> int | None:
+        """Where the primary's WAL is now, when reads go to replicas: a read after a wake-up
+        waits for a replica that has replayed the commit that woke it (the NOTIFY comes from the
+        primary; a replica behind it would answer an empty page and the waiter would sleep
+        through the change)."""
+        if self.replicas is None or not self.replicas.in_rotation():
+            return None
+        async with self.connection() as conn:
+            return parse_lsn(await conn.fetchval(WAL_POSITION))
 
     async def feed_state(self, conn: asyncpg.Connection | None = None) -> feed.FeedState:
         """The feed's signing key and legacy boundary, read once (on ``conn``, or a pooled one)."""
@@ -99,8 +139,8 @@ class ChangeHub:
             done.exception()  # retrieved: every caller that still waits gets it raised
 
     async def _read(self, cursor: FeedCursor, types: Sequence[str] | None, limit: int) -> feed.Page:
-        async with self._reads, self.connection() as conn:
-            return await feed.read_page(conn, cursor, types, limit)
+        async with self._reads:
+            return await self.read_page(cursor, types, limit, read_after=await self._primary_position())
 
     async def wait(
         self,

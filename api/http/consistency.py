@@ -84,3 +84,43 @@ class ReadRoutingMiddleware:
             log.warning("a replica failed under a read of %s: answering from the primary", scope["path"])
             retry_scope[PRIMARY_ONLY] = True
             await self.app(retry_scope, receive, send)
+
+
+_TOKEN_DESCRIPTION = (
+    "Read-your-writes across read replicas: the primary's WAL position after this write "
+    "committed (like `0/16B3748`). Send it back as the `Secevents-Read-After` header of a later "
+    "read to see this write (the SDK does so by itself)."
+)
+_READ_AFTER_PARAMETER = {
+    "name": READ_AFTER_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "The `Secevents-Read-After` token of an earlier write: the read is answered by "
+    "a replica only once it has replayed past it (waiting briefly), else by the primary. "
+    "Malformed: 400 `invalid_header`.",
+    "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"},
+}
+
+
+def document_read_after(spec: dict[str, Any]) -> dict[str, Any]:
+    """Declare the token in the spec: a response header of every API write that succeeds, an
+    optional request header of every API read."""
+    for path, operations in spec.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            if method.upper() in READ_METHODS:
+                parameters = operation.setdefault("parameters", [])
+                if all(p.get("name") != READ_AFTER_HEADER for p in parameters):
+                    parameters.append(dict(_READ_AFTER_PARAMETER))
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if str(status).startswith("2") and isinstance(response, dict):
+                    headers = response.setdefault("headers", {})
+                    headers[READ_AFTER_HEADER] = {
+                        "description": _TOKEN_DESCRIPTION,
+                        "schema": {"type": "string"},
+                    }
+    return spec
