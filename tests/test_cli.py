@@ -79,19 +79,16 @@ async def test_export_refuses_what_the_api_refuses_with_its_message(
     assert err == f"secevents: export {resource}: {expected}\n"
 
 
-async def test_export_all_checks_every_resource_before_writing(
+async def test_export_all_is_checked_before_writing(
     on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "all.ndjson"
-    # Sources are exported first and take `kind=report`; organisations refuse that kind: nothing
-    # is written.
-    assert (
-        await asyncio.to_thread(cli.main, ["export", "all", "--filter", "kind=report", "-o", str(target)])
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert err.startswith("secevents: export organisations: kind: "), err
-    assert not target.exists()
+    # `GET /v1/exports/all` takes no filters: refused by the API, and nothing is written.
+    for options, refused in ((["--filter", "kind=report"], "kind: "), (["--format", "csv"], "'csv'")):
+        assert await asyncio.to_thread(cli.main, ["export", "all", *options, "-o", str(target)]) == 2
+        err = capsys.readouterr().err.splitlines()[-1]  # after the migrations' log lines
+        assert err.startswith("secevents: export all: ") and refused in err, err
+        assert not target.exists()
 
 
 async def test_export_filters_select_like_the_api(

@@ -26,8 +26,6 @@ from secevents.server.exports import formats
 from secevents.server.settings import Settings
 
 RunWithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
-# `all` writes every resource, referenced records first, so the file imports into an empty database.
-ALL_RESOURCES = ("sources", "organisations", "incidents", "statements")
 # Options that are query parameters under their own name (dashes → underscores).
 NAMED_FILTERS = ("country", "type", "occurred_after", "occurred_before", "updated_after")
 _NEVER = 365 * 24 * 3600.0
@@ -41,7 +39,10 @@ def add_parser(commands: Any, run_with_database: RunWithDatabase) -> None:
         "as the API checks them) as NDJSON, CSV, GeoJSON or STIX 2.1.",
     )
     export.add_argument(
-        "resource", choices=[*formats.TABLES, "all"], help="what to export (`all`: NDJSON, every resource)"
+        "resource",
+        choices=[*formats.TABLES, formats.ALL],
+        help="what to export (`all`: every resource, as NDJSON that imports into an empty database "
+        "or as one STIX bundle; no filters)",
     )
     export.add_argument("--format", dest="export_format", choices=list(formats.WRITERS), default="ndjson")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
@@ -74,8 +75,6 @@ def add_parser(commands: Any, run_with_database: RunWithDatabase) -> None:
         query = _query(args)
         if args.export_format == "geojson" and args.resource != "incidents":
             raise CliError("--format geojson is for incidents only", USAGE)
-        if args.resource == "all" and args.export_format != "ndjson":
-            raise CliError("`export all` writes NDJSON only", USAGE)
         if args.output is not None and not args.output.parent.is_dir():
             raise CliError(f"{args.output}: no such folder {str(args.output.parent)!r}")
         result: int = run_with_database(
@@ -102,7 +101,6 @@ async def _export(
     from secevents.server.app import create_app
 
     await asyncio.to_thread(db.upgrade, url)
-    resources = ALL_RESOURCES if args.resource == "all" else (args.resource,)
     app = create_app(
         replace(
             settings,
@@ -123,28 +121,26 @@ async def _export(
     logging.getLogger("secevents.access").setLevel(logging.WARNING)
     async with app.lifespan():
         # Raised after the lifespan, which would wrap it in an exception group.
-        refused = await _write(app, resources, args, query)
+        refused = await _write(app, args.resource, args, query)
     if refused is not None:
         raise refused
     return 0
 
 
 async def _write(
-    app: Any, resources: tuple[str, ...], args: argparse.Namespace, query: list[tuple[str, str]]
+    app: Any, resource: str, args: argparse.Namespace, query: list[tuple[str, str]]
 ) -> CliError | None:
     params = [*query, ("format", args.export_format)]
-    # Every resource's request is checked before anything is written: each export is started and
-    # dropped (the client "disconnects") as soon as the app accepts it.
-    for resource in resources:
-        status, body = await _call(app, f"/v1/exports/{resource}", params)
-        if status != 200:
-            return _refused(resource, status, body)
+    # The request is checked before the output file is opened: the export is started and dropped
+    # (the client "disconnects") as soon as the app accepts it.
+    status, body = await _call(app, f"/v1/exports/{resource}", params)
+    if status != 200:
+        return _refused(resource, status, body)
     target: BinaryIO = args.output.open("wb") if args.output else sys.stdout.buffer
     try:
-        for resource in resources:
-            status, body = await _call(app, f"/v1/exports/{resource}", params, sink=target.write)
-            if status != 200:
-                return _refused(resource, status, body)
+        status, body = await _call(app, f"/v1/exports/{resource}", params, sink=target.write)
+        if status != 200:
+            return _refused(resource, status, body)
     except BrokenPipeError:  # `secevents export … | head`: the reader has had enough
         return None
     finally:

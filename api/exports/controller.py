@@ -27,11 +27,21 @@ FORMAT_DESCRIPTIONS = {
 }
 
 
-def _format_parameter(choices: tuple[str, ...]) -> Any:
+def _format_description(choices: tuple[str, ...]) -> str:
     named = [FORMAT_DESCRIPTIONS[c] for c in choices]
-    description = ", ".join(named[:-1]) + (" or " if len(named) > 1 else "") + named[-1]
-    return Annotated[Literal[choices], QueryParameter(name="format", description=description)]
+    return ", ".join(named[:-1]) + (" or " if len(named) > 1 else "") + named[-1]
 
+
+def _format_parameter(choices: tuple[str, ...]) -> Any:
+    return Annotated[
+        Literal[choices], QueryParameter(name="format", description=_format_description(choices))
+    ]
+
+
+AllFormat = Annotated[
+    Literal["ndjson", "stix"],
+    QueryParameter(name="format", description=_format_description(formats.ALL_FORMATS)),
+]
 
 COMPLETENESS = (
     "A complete export says so at its end: NDJSON with the line "
@@ -70,14 +80,12 @@ async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, fi
     become free in time is a 503 before anything is sent."""
     settings: Settings = request.app.state.settings
     pool, conn, _ = await acquire(request, settings)
-    chunks = streaming.read_ahead(
-        request.scope,
-        pool,
-        conn,
-        formats.export(conn, resource, fmt, filters),
-        settings.api,
-        formats.FLUSH_BYTES,
+    export = (
+        formats.export_all(conn, fmt)
+        if resource == formats.ALL
+        else formats.export(conn, resource, fmt, filters)
     )
+    chunks = streaming.read_ahead(request.scope, pool, conn, export, settings.api, formats.FLUSH_BYTES)
     return Stream(
         chunks,
         media_type=formats.MEDIA_TYPES[fmt],
@@ -112,11 +120,26 @@ def _export_handler(resource: Resource) -> HTTPRouteHandler:
     )(export)
 
 
+@get(
+    f"/{formats.ALL}",
+    operation_id="export_all",
+    summary="Export everything",
+    description="Every live record of every resource in one file: NDJSON (sources, organisations, "
+    "incidents, statements, in that order, so it imports as is into an empty database; one "
+    "trailer counting them all) or one STIX 2.1 bundle, in which every reference resolves. "
+    f"No filters. {COMPLETENESS}",
+    responses=_responses("Every record"),
+    response_headers=DOWNLOAD_HEADERS,
+)
+async def export_all(request: Request[Any, Any, Any], export_format: AllFormat = "ndjson") -> Stream:
+    return await _download(request, formats.ALL, export_format, None)
+
+
 def export_router(settings: ApiSettings) -> Router:
     """The export routes, behind the caps and stall bound of :func:`streaming.export_guard`."""
     return Router(
         path="/v1/exports",
-        route_handlers=[_export_handler(r) for r in resources.ALL],
+        route_handlers=[*(_export_handler(r) for r in resources.ALL), export_all],
         tags=["exports"],
         middleware=[streaming.export_guard(streaming.ExportSlots(settings))],
     )

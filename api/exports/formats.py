@@ -64,17 +64,21 @@ Filters = Any
 """A resource's filters (``api/resources/<r>/filters.py``): anything with ``apply(SqlBuilder)``."""
 
 
-def select_sql(resource: str, filters: Filters | None, columns: str) -> tuple[str, list[Any]]:
+def where_sql(resource: str, filters: Filters | None) -> tuple[str, list[Any]]:
+    """The condition (and its arguments) that selects the exported records of ``resource``."""
     table = TABLES[resource]
     sql = SqlBuilder()
     if filters is not None:
         filters.apply(sql)  # also restricts to live records
     else:
         sql.where(f"{table.alias}.deleted_at IS NULL")
-    return (
-        f"SELECT {columns} FROM {table.table} {table.alias} WHERE {sql.where_sql()} ORDER BY {table.alias}.id",
-        sql.args,
-    )
+    return sql.where_sql(), sql.args
+
+
+def select_sql(resource: str, filters: Filters | None, columns: str) -> tuple[str, list[Any]]:
+    table = TABLES[resource]
+    where, args = where_sql(resource, filters)
+    return f"SELECT {columns} FROM {table.table} {table.alias} WHERE {where} ORDER BY {table.alias}.id", args
 
 
 async def _rows(conn: asyncpg.Connection, sql: str, args: list[Any]) -> AsyncIterator[asyncpg.Record]:
@@ -169,13 +173,25 @@ async def _geojson(conn: asyncpg.Connection, resource: str, filters: Filters | N
 
 
 async def _stix(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+    """The bundle of the selected records and of every record they refer to
+    (:func:`stix.referenced_parts`), all read in the export's one snapshot."""
     table = TABLES[resource]
-    sql, args = select_sql(resource, filters, stix.COLUMNS[resource])
-    yield b'{"type":"bundle","id":"' + stix.bundle_id(resource, sql, args).encode() + b'","objects":['
-    yield msgspec.json.encode(stix.PRODUCER)
-    async for row in _rows(conn, sql, args):
-        for item in stix.objects(table.record_type, row):
-            yield b"," + msgspec.json.encode(item)
+    where, args = where_sql(resource, filters)
+    main_ids = f"SELECT {table.alias}.id FROM {table.table} {table.alias} WHERE {where}"
+    sql, _ = select_sql(resource, filters, stix.COLUMNS[table.record_type])
+    main = stix.Part(table.record_type, sql, tuple(args), with_relationships=True)
+    parts = [main, *stix.referenced_parts(table.record_type, main_ids, args)]
+    async for chunk in _bundle(conn, stix.bundle_id(resource, sql, args), parts):
+        yield chunk
+
+
+async def _bundle(conn: asyncpg.Connection, bundle_id: str, parts: list[stix.Part]) -> AsyncIterator[bytes]:
+    yield b'{"type":"bundle","id":"' + bundle_id.encode() + b'","objects":['
+    yield b",".join(msgspec.json.encode(item) for item in stix.PREAMBLE)
+    for part in parts:
+        async for row in _rows(conn, part.sql, list(part.args)):
+            for item in stix.objects(part.record_type, row, part.with_relationships):
+                yield b"," + msgspec.json.encode(item)
     yield b"]}\n"
 
 
@@ -193,6 +209,40 @@ def export(
     """The export as a stream of byte chunks. GeoJSON is for incidents only (checked by the
     caller)."""
     return _buffered(WRITERS[fmt](conn, resource, filters))
+
+
+ALL = "all"
+ALL_ORDER = ("sources", "organisations", "incidents", "statements")
+"""The resources of ``GET /v1/exports/all``, referenced records first (the NDJSON imports in order)."""
+ALL_FORMATS = ("ndjson", "stix")
+
+
+async def _ndjson_all(conn: asyncpg.Connection) -> AsyncIterator[bytes]:
+    count = 0
+    for resource in ALL_ORDER:
+        table = TABLES[resource]
+        sql, args = select_sql(resource, None, f"{table.alias}.doc")
+        head = b'{"type":"' + table.record_type.encode() + b'","record":'
+        async for row in _rows(conn, sql, args):
+            count += 1
+            yield head + row[0] + b"}\n"
+    yield ndjson_trailer(count)
+
+
+async def _stix_all(conn: asyncpg.Connection) -> AsyncIterator[bytes]:
+    parts = []
+    for resource in ALL_ORDER:
+        table = TABLES[resource]
+        sql, args = select_sql(resource, None, stix.COLUMNS[table.record_type])
+        parts.append(stix.Part(table.record_type, sql, tuple(args), with_relationships=True))
+    # Every live record is in: each reference (all to live records) ends inside the bundle.
+    async for chunk in _bundle(conn, stix.bundle_id(ALL, "", []), parts):
+        yield chunk
+
+
+def export_all(conn: asyncpg.Connection, fmt: str) -> AsyncIterator[bytes]:
+    """Every live record of every resource, in one NDJSON file (one trailer) or one STIX bundle."""
+    return _buffered(_stix_all(conn) if fmt == "stix" else _ndjson_all(conn))
 
 
 def filename(resource: str, fmt: str) -> str:
