@@ -3,7 +3,8 @@ the one place reads and writes are routed), the settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -74,15 +75,14 @@ def replica_failure(exc: BaseException) -> bool:
     return sqlstate.startswith(("08", "57P")) or sqlstate == "40001"
 
 
-async def provide_connection(
-    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
-) -> AsyncGenerator[asyncpg.Connection, None]:
-    """A connection for the request (:func:`acquire`), returned after the handler.
-
-    It depends on ``settings`` only to be resolved *after* the first batch of dependencies
-    (Litestar resolves each batch concurrently): when a dependency that validates query
-    parameters fails next to it, Litestar 2.25 loses the generator and the connection is
-    never released. Depending on ``settings`` puts the acquire in a later batch."""
+@asynccontextmanager
+async def request_connection(
+    request: Request[Any, Any, Any], settings: Settings
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for the request (:func:`acquire`), held where its request timeout can
+    terminate it, and given back at the end of the block. An error on a replica's connection
+    that means the replica failed marks it down and tells the read-routing middleware to answer
+    again from the primary."""
     pool, conn, replica = await acquire(request, settings)
     held = db.held_connections(request.scope)
     held.hold(conn)
@@ -96,6 +96,29 @@ async def provide_connection(
         raise
     finally:
         await held.release(pool, conn)
+
+
+async def provide_connection(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> AsyncGenerator[asyncpg.Connection, None]:
+    """A connection for the request (:func:`request_connection`), returned after the handler.
+
+    It depends on ``settings`` only to be resolved *after* the first batch of dependencies
+    (Litestar resolves each batch concurrently): when a dependency that validates query
+    parameters fails next to it, Litestar 2.25 loses the generator and the connection is
+    never released. Depending on ``settings`` puts the acquire in a later batch.
+
+    The reads (``secevents.server.reads.listing``) take their connection in the handler instead:
+    a dependency batch of more than one runs as tasks of its own (an anyio task group per
+    request), which cost a list page more CPU than the rest of its handler."""
+    async with request_connection(request, settings) as conn:
+        yield conn
+
+
+def request_settings(request: Request[Any, Any, Any]) -> Settings:
+    """The settings, for code that runs without the ``settings`` dependency."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def provide_settings(state: State) -> Settings:

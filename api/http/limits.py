@@ -73,6 +73,8 @@ def problem_message(
 
 def repeated_parameter(query_string: bytes, max_values: int) -> tuple[str, int] | None:
     """The first parameter given more than ``max_values`` times, with its count."""
+    if query_string.count(b"&") < max_values:
+        return None  # too few parameters for any of them to repeat that often
     counts = Counter(
         unquote_plus(pair.partition(b"=")[0].decode("latin-1")) for pair in query_string.split(b"&") if pair
     )

@@ -269,6 +269,8 @@ class AccessLogMiddleware:
             self.metrics.in_progress.dec()
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(duration)
+        if not self.log.isEnabledFor(logging.INFO):
+            return  # the access log is off: no event to build and drop
         # secevents.server.http.auth leaves who called in the scope's state: the key's id, never the key.
         principal = state.get("principal")
         api_key_id = state.get("api_key_id") or getattr(principal, "key_id", None)

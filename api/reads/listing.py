@@ -7,18 +7,17 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
 from secevents.server.http.caching import conditional_response, page_etag
+from secevents.server.http.dependencies import request_connection, request_settings
 from secevents.server.http.errors import PROBLEM_RESPONSES, NotFound, problem
 from secevents.server.http.etags import record_etag
 from secevents.server.http.responses import json_page
 from secevents.server.reads.filters import SqlBuilder
-from secevents.server.reads.pagination import CursorCodec, SortOrder, next_link, query_scope
-from secevents.server.settings import Settings
+from secevents.server.reads.pagination import CursorCodec, SortOrder, next_link, query_shape
 
 
 def page_sql(
@@ -57,8 +56,6 @@ PageQuery = Callable[[tuple[Any, ...] | None], tuple[str, list[Any]]]
 
 async def list_response(
     request: Request[Any, Any, Any],
-    conn: asyncpg.Connection,
-    settings: Settings,
     *,
     resource: str,
     sort: SortOrder,
@@ -69,36 +66,41 @@ async def list_response(
 ) -> Response[bytes]:
     """``query(after_key)`` returns the page's SQL (rows ``doc, k0, k1…``, at most
     ``limit + 1``). With ``missing``, no row at all means the parent record does not exist
-    (404 with that message) and rows whose ``doc`` is NULL stand for an empty page."""
+    (404 with that message) and rows whose ``doc`` is NULL stand for an empty page.
+
+    The connection is taken here, once the parameters and the cursor are known to be valid,
+    not as a dependency (see ``provide_connection``)."""
+    settings = request_settings(request)
     codec = CursorCodec(settings.api.cursor_secret)
-    scope = query_scope(resource, sort, request)
-    after = codec.decode(cursor, scope, sort) if cursor is not None else None
+    shape = query_shape(resource, sort, request)
+    after = codec.decode(cursor, shape.scope, sort) if cursor is not None else None
     sql, args = query(after)
-    rows = await conn.fetch(sql, *args)
+    async with request_connection(request, settings) as conn:
+        rows = await conn.fetch(sql, *args)
     if missing is not None:
         if not rows:
             raise NotFound(missing)
-        rows = [row for row in rows if row["doc"] is not None]
+        rows = [row for row in rows if row[0] is not None]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = codec.encode(scope, sort.key_of(rows[-1]))
-    body = json_page([row["doc"] for row in rows], next_cursor)
-    headers = {"Link": next_link(request, next_cursor)} if next_cursor else {}
+        next_cursor = codec.encode(shape.scope, sort.key_of(rows[-1]))
+    body = json_page([row[0] for row in rows], next_cursor)  # row[0]: doc
+    headers = {"Link": next_link(shape, next_cursor)} if next_cursor else {}
     return conditional_response(request, settings, body, page_etag(body), headers=headers)
 
 
 async def record_response(
     request: Request[Any, Any, Any],
-    conn: asyncpg.Connection,
-    settings: Settings,
     *,
     sql: str,
     record_id: UUID,
     missing: str,
 ) -> Response[bytes]:
     """One record (``sql`` returns ``doc, version``) with its ETag; 404 when absent."""
-    row = await conn.fetchrow(sql, record_id)
+    settings = request_settings(request)
+    async with request_connection(request, settings) as conn:
+        row = await conn.fetchrow(sql, record_id)
     if row is None:
         raise NotFound(missing)
     body: bytes = row["doc"]

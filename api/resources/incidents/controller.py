@@ -47,8 +47,6 @@ class IncidentController(Controller):
     async def list_incidents(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         filters: NamedDependency[IncidentFilters],
         sort: Annotated[queries.IncidentSort, QueryParameter(description="Sort order")] = "-occurred",
         limit: Limit = 50,
@@ -57,8 +55,6 @@ class IncidentController(Controller):
         order = queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="incidents",
             sort=order,
             limit=limit,
@@ -109,14 +105,10 @@ class IncidentController(Controller):
     async def get_incident(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
     ) -> Response[bytes]:
         return await record_response(
             request,
-            conn,
-            settings,
             sql=queries.READ,
             record_id=record_id,
             missing=f"No incident with id {record_id}",

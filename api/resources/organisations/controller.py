@@ -60,8 +60,6 @@ class OrganisationController(Controller):
     async def list_organisations(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         filters: NamedDependency[OrganisationFilters],
         sort: Annotated[queries.OrganisationSort, QueryParameter(description="Sort order")] = "name",
         limit: Limit = 50,
@@ -70,8 +68,6 @@ class OrganisationController(Controller):
         order = queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="organisations",
             sort=order,
             limit=limit,
@@ -89,14 +85,10 @@ class OrganisationController(Controller):
     async def get_organisation(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
     ) -> Response[bytes]:
         return await record_response(
             request,
-            conn,
-            settings,
             sql=queries.READ,
             record_id=record_id,
             missing=f"No organisation with id {record_id}",
@@ -117,8 +109,6 @@ class OrganisationController(Controller):
     async def list_organisation_incidents(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
         filters: NamedDependency[IncidentFilters],
         sort: Annotated[
@@ -130,8 +120,6 @@ class OrganisationController(Controller):
         order = incident_queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="organisations/incidents",
             sort=order,
             limit=limit,
@@ -158,8 +146,6 @@ class OrganisationController(Controller):
     async def list_organisation_statements(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
         filters: NamedDependency[StatementFilters],
         sort: Annotated[
@@ -171,8 +157,6 @@ class OrganisationController(Controller):
         order = statement_queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="organisations/statements",
             sort=order,
             limit=limit,

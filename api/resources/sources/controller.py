@@ -43,8 +43,6 @@ class SourceController(Controller):
     async def list_sources(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         filters: NamedDependency[SourceFilters],
         sort: Annotated[queries.SourceSort, QueryParameter(description="Sort order")] = "-created",
         limit: Limit = 50,
@@ -53,8 +51,6 @@ class SourceController(Controller):
         order = queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="sources",
             sort=order,
             limit=limit,
@@ -72,14 +68,10 @@ class SourceController(Controller):
     async def get_source(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
     ) -> Response[bytes]:
         return await record_response(
             request,
-            conn,
-            settings,
             sql=queries.READ,
             record_id=record_id,
             missing=f"No source with id {record_id}",

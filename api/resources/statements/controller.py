@@ -45,8 +45,6 @@ class StatementController(Controller):
     async def list_statements(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         filters: NamedDependency[StatementFilters],
         sort: Annotated[queries.StatementSort, QueryParameter(description="Sort order")] = "-issued",
         limit: Limit = 50,
@@ -55,8 +53,6 @@ class StatementController(Controller):
         order = queries.SORTS[sort]
         return await list_response(
             request,
-            conn,
-            settings,
             resource="statements",
             sort=order,
             limit=limit,
@@ -74,14 +70,10 @@ class StatementController(Controller):
     async def get_statement(
         self,
         request: Request[Any, Any, Any],
-        conn: NamedDependency[asyncpg.Connection],
-        settings: NamedDependency[Settings],
         record_id: FromPath[UUID],
     ) -> Response[bytes]:
         return await record_response(
             request,
-            conn,
-            settings,
             sql=queries.READ,
             record_id=record_id,
             missing=f"No statement with id {record_id}",
