@@ -89,6 +89,8 @@ class Rate:
     latencies: list[float] = field(default_factory=list)
     pg_cpu: float | None = None
     """Seconds of CPU PostgreSQL's backends spent meanwhile (None: not readable here)."""
+    own_cpu: float = 0.0
+    """Seconds of CPU this process (the app or the bare loop, and the load generator) spent."""
 
     @property
     def per_second(self) -> float:
@@ -106,10 +108,14 @@ class Rate:
     def pg_ms_per_op(self) -> float | None:
         return None if self.pg_cpu is None else self.pg_cpu * 1000 / self.operations
 
+    @property
+    def own_ms_per_op(self) -> float:
+        return self.own_cpu * 1000 / self.operations
+
     def __add__(self, other: Rate) -> Rate:
         cpu = None if self.pg_cpu is None or other.pg_cpu is None else self.pg_cpu + other.pg_cpu
         return Rate(self.operations + other.operations, self.seconds + other.seconds,
-                    self.latencies + other.latencies, cpu)  # fmt: skip
+                    self.latencies + other.latencies, cpu, self.own_cpu + other.own_cpu)  # fmt: skip
 
 
 async def backend_cpu(pool: asyncpg.Pool) -> float | None:
@@ -117,9 +123,7 @@ async def backend_cpu(pool: asyncpg.Pool) -> float | None:
     async with pool.acquire() as conn:
         pids = [
             r[0]
-            for r in await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1", read_data.BENCH_DB
-            )
+            for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
         ]
     return _cpu_seconds(pids)
 
@@ -150,12 +154,12 @@ async def measure(
             latencies.append(time.perf_counter() - began)
 
     cpu_before = await backend_cpu(pool)
-    started = time.perf_counter()
+    started, own_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed, own = time.perf_counter() - started, time.process_time() - own_started
     cpu_after = await backend_cpu(pool)
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return Rate(len(latencies), elapsed, latencies, cpu)
+    return Rate(len(latencies), elapsed, latencies, cpu, own)
 
 
 async def main_async(args: argparse.Namespace) -> str:
@@ -174,10 +178,13 @@ async def main_async(args: argparse.Namespace) -> str:
 
 async def measure_all(url: str, backfill_seconds: float | None, args: argparse.Namespace) -> str:
     c, s = args.concurrency, args.seconds
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    # The rename rewrites 10,000 documents in one request: on a loaded machine that outlasts the
+    # default request and statement timeouts (30 s, 15 s), which would measure the timeout.
     settings = Settings(
         database=DatabaseSettings(url=url, pool_min_size=c, pool_max_size=c, migrate_on_start=False,
-                                  seed_on_start=False),
-        api=ApiSettings(cursor_secret=b"bench", rate_limit_window_seconds=0),
+                                  seed_on_start=False, statement_timeout_ms=600_000, command_timeout=600),
+        api=ApiSettings(cursor_secret=b"bench", rate_limit_window_seconds=0, request_timeout=600),
     )  # fmt: skip
     app = create_app(settings)
     async with app.lifespan():
@@ -243,7 +250,8 @@ async def measure_all(url: str, backfill_seconds: float | None, args: argparse.N
                 plans[label] = "\n".join(r[0] for r in rows)
         rename = await measure_rename(app, pool, concurrency=max(2, c // 2), seconds=s)
 
-    return report(total, version, c, s, rates, page_1, page_1000, plans, rename, backfill_seconds)
+    return report(total, version, c, s, rates, page_1, page_1000, plans, rename, backfill_seconds,
+                  loop=args.loop, load=load)  # fmt: skip
 
 
 @dataclass
@@ -316,10 +324,11 @@ def _times(a: float | None, b: float | None) -> str:
 
 def report(
     total: int, version: str, c: int, s: float, r: dict[str, Rate], page_1: Rate, page_1000: Rate,
-    plans: dict[str, str], rename: Rename, backfill_seconds: float | None,
+    plans: dict[str, str], rename: Rename, backfill_seconds: float | None, *, loop: str, load: str,
 ) -> str:  # fmt: skip
     def row(label: str, rate: Rate) -> str:
-        return f"| {label} | {rate.per_second:,.0f} | {rate.p50_ms:.2f} | {_ms(rate.pg_ms_per_op)} |"
+        return (f"| {label} | {rate.per_second:,.0f} | {rate.p50_ms:.2f} | {rate.own_ms_per_op:.2f} "
+                f"| {_ms(rate.pg_ms_per_op)} |")  # fmt: skip
 
     lines = [
         "# Read benchmark",
@@ -328,12 +337,14 @@ def report(
         f"(COPY), PostgreSQL {version}, {os.cpu_count()} CPU(s) shared by PostgreSQL, the app and other "
         f"work on the machine, concurrency {c}, {s:g} s per measurement, each list measurement twice "
         "in opposite orders. Requests go through the whole ASGI app in process (middleware, routing, "
-        "validation, handler, ETag); no HTTP server; the access log is off. PostgreSQL ms/page: CPU time "
-        "of the bench database's backends (/proc) over the pages served. Absolute numbers move with the "
-        "machine's load; the ratios are from the same run.",
+        f"validation, handler, ETag) on {loop}; no HTTP server; the access log is off. This process, CPU "
+        "ms/page: the CPU time of the process that runs the app (or the bare loop) and the load, over "
+        "the pages served. PostgreSQL ms/page: CPU time of the bench database's backends (/proc) over "
+        f"the pages served. Load average at the start: {load}. Absolute numbers move with the machine's "
+        "load; the ratios are from the same run.",
         "",
-        "| page of 50 | pages/s | p50 ms | PostgreSQL ms/page |",
-        "|---|---:|---:|---:|",
+        "| page of 50 | pages/s | p50 ms | this process, CPU ms/page | PostgreSQL ms/page |",
+        "|---|---:|---:|---:|---:|",
         row("app, stored documents", r["app"]),
         row("bare asyncpg loop, same SQL, same stored documents", r["bare"]),
         row("app, per-row rendering (commit 24d2193)", r["legacy"]),
@@ -392,8 +403,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--database", default=read_data.BENCH_DB, help="the bench database's name")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the event loop (secevents serve: uvloop)",
+    )
     args = parser.parse_args(argv)
-    text = asyncio.run(main_async(args))
+    if args.loop == "uvloop":
+        import uvloop
+
+        text = uvloop.run(main_async(args))
+    else:
+        text = asyncio.run(main_async(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text)
