@@ -101,17 +101,50 @@ class ExportCompleteLine(RequestBase, tag_field="type", tag="export_complete", k
     count: Annotated[int, Meta(ge=0)]
 
 
-ImportLine = SourceLine | OrganisationLine | IncidentLine | StatementLine | ExportCompleteLine
+class AttributionLine(RequestBase, tag_field="type", tag="attribution", kw_only=True):
+    """A line of an NDJSON export before its records: a licensed source and the credit its
+    licence asks for (whoever republishes the records must give it). An import skips it."""
+
+    source_id: UUID
+    title: str
+    licence: str
+    attribution: str
+
+
+ImportLine = SourceLine | OrganisationLine | IncidentLine | StatementLine | ExportCompleteLine | AttributionLine
 """One line of an NDJSON import (and of an NDJSON export)."""
 
 
+class SkippedRecord(Base, kw_only=True):
+    """A record of the import that was not applied: the stored one is newer."""
+
+    type: str
+    id: UUID
+    line: int
+    """The line of the import it is on."""
+    version: int
+    """Its version in the import."""
+    stored_version: int
+    """The version stored, which stays."""
+
+
 class ImportResult(Base, kw_only=True):
-    """What an import created."""
+    """What an import did, by record type. A record whose id is stored is applied by version: a
+    newer one in the import updates the stored record, the same version leaves it unchanged, an
+    older one is skipped (counted in ``skipped`` and listed in ``skipped_records``)."""
 
     lines: int
     """Lines read (blank lines included)."""
     created: dict[str, int] = field(default_factory=dict)
     """Records created, by type."""
+    updated: dict[str, int] = field(default_factory=dict)
+    """Stored records updated (the import has a newer version), by type."""
+    unchanged: dict[str, int] = field(default_factory=dict)
+    """Records stored at the same version, left as they are, by type."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Records older than the stored ones, not applied, by type."""
+    skipped_records: list[SkippedRecord] = field(default_factory=list)
+    """The skipped records, in line order (the first 100)."""
 
 
 ExportFormat = Literal["ndjson", "csv", "geojson", "stix"]

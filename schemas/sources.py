@@ -19,6 +19,23 @@ SourceText = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"^
 # An instant with its UTC offset (RFC 3339 `date-time`): a naive time would be read in the
 # database session's time zone. `tz=True` is also what makes msgspec document the format.
 Instant = Annotated[dt.datetime, Meta(tz=True)]
+Licence = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9.+-]{1,64}$",
+        examples=["CC-BY-4.0"],
+        description="SPDX licence identifier of the source's terms",
+    ),
+]
+Attribution = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=5000,
+        pattern=r"^[^\x00]*$",
+        description="The credit and citation the licence asks for; exports repeat it",
+    ),
+]
 
 
 class Source(Base, kw_only=True):
@@ -34,6 +51,12 @@ class Source(Base, kw_only=True):
     text: str | None = None
     sha256: str | None = None
     external_ids: dict[str, str] = field(default_factory=dict)
+    # Left out of a document when not set (unset, not null), so the documents of sources without
+    # a licence, stored before these fields existed, are still what their records render.
+    licence: str | UnsetType = UNSET
+    """SPDX licence identifier (``CC-BY-4.0``), when the source's terms ask something of reusers."""
+    attribution: str | UnsetType = UNSET
+    """The credit and citation the licence asks for (every export repeats it)."""
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -48,6 +71,8 @@ class SourceCreate(RequestBase, kw_only=True):
     language: Language | None = None
     text: SourceText | None = None
     external_ids: ExternalIds = field(default_factory=dict)
+    licence: Licence | None = None
+    attribution: Attribution | None = None
 
 
 class SourcePatch(RequestBase, kw_only=True):
@@ -60,6 +85,8 @@ class SourcePatch(RequestBase, kw_only=True):
     language: Language | UnsetType | None = UNSET
     text: SourceText | UnsetType | None = UNSET
     external_ids: ExternalIds | UnsetType = UNSET
+    licence: Licence | UnsetType | None = UNSET
+    attribution: Attribution | UnsetType | None = UNSET
 
 
 class SourcePage(Base, kw_only=True):

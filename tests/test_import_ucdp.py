@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
 from secevents.server.cli import main as cli
@@ -152,14 +153,14 @@ async def test_newer_release_updates_in_place(conn: asyncpg.Connection) -> None:
     pakistan_ids = {r["id"] for r in _csv_rows(PAKISTAN)}
     sample = _csv_rows(SAMPLE)
     shared = [r for r in sample if r["id"] in pakistan_ids]
-    await ucdp.import_file(conn, PAKISTAN)
+    await ucdp.import_file(conn, PAKISTAN, release="22.1")
 
-    summary = await ucdp.import_file(conn, SAMPLE)
+    summary = await ucdp.import_file(conn, SAMPLE, release="23.1")
 
     assert summary.layout == "ged"
     assert summary.created == len(sample) - len(shared)
-    assert summary.updated + summary.unchanged == len(shared)
-    assert summary.updated > 0  # UCDP reworded some sources between releases
+    # Every shared event now says it is 23.1's (UCDP also reworded some of their sources).
+    assert (summary.updated, summary.unchanged, summary.skipped_older) == (len(shared), 0, 0)
     assert await conn.fetchval(f"SELECT count(*) {UCDP_INCIDENTS}") == 6416 + len(sample) - len(shared)
     # Historical UCDP country names resolve through the alias table.
     countries = await conn.fetch(
@@ -167,11 +168,85 @@ async def test_newer_release_updates_in_place(conn: asyncpg.Connection) -> None:
         [r["id"] for r in sample if r["country"] in ("DR Congo (Zaire)", "Russia (Soviet Union)", "Turkey")],
     )
     assert {r["country"] for r in countries} == {"CD", "RU", "TR"}
-    version = await conn.fetchval(
-        f"SELECT max(version) {UCDP_INCIDENTS} AND external_ids->>'ucdp_ged_id' = ANY($1::text[])",
+    stamps = await conn.fetch(
+        f"SELECT DISTINCT version, external_ids->>'ucdp_release' AS release {UCDP_INCIDENTS}"
+        " AND external_ids->>'ucdp_ged_id' = ANY($1::text[])",
         [r["id"] for r in shared],
     )
-    assert version == 2
+    assert [tuple(r) for r in stamps] == [(2, "23.1")]
+
+
+async def _shared_incidents(conn: asyncpg.Connection, ids: list[str]) -> list[tuple[object, ...]]:
+    rows = await conn.fetch(
+        f"SELECT external_ids->>'ucdp_ged_id', version, doc::text {UCDP_INCIDENTS}"
+        " AND external_ids->>'ucdp_ged_id' = ANY($1::text[]) ORDER BY 1",
+        ids,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_an_older_release_never_overwrites_what_a_newer_one_wrote(conn: asyncpg.Connection) -> None:
+    pakistan_ids = {r["id"] for r in _csv_rows(PAKISTAN)}
+    shared = [r["id"] for r in _csv_rows(SAMPLE) if r["id"] in pakistan_ids]
+    await ucdp.import_file(conn, SAMPLE, release="23.1")
+    newer = await _shared_incidents(conn, shared)
+
+    older = await ucdp.import_file(conn, PAKISTAN, release="22.1")
+
+    assert (older.created, older.updated, older.skipped_older) == (6416 - len(shared), 0, len(shared))
+    assert sorted(older.skipped_older_ids, key=int) == sorted(shared, key=int)
+    assert "32 skipped (a newer release is stored)" in older.report()
+    assert await _shared_incidents(conn, shared) == newer  # same version, same document
+    before = await snapshot(conn)
+
+    # A file of unknown release overwrites nothing a known release wrote; the same release
+    # again changes nothing.
+    unknown = await ucdp.import_file(conn, PAKISTAN)
+    assert (unknown.release, unknown.created, unknown.updated, unknown.skipped_older) == (None, 0, 0, 6416)
+    same = await ucdp.import_file(conn, SAMPLE, release="23.1")
+    assert (same.updated, same.unchanged, same.skipped_older) == (0, 1000, 0)
+    assert await snapshot(conn) == before
+
+
+async def test_the_dataset_source_carries_licence_citation_and_newest_release(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    named = tmp_path / "GEDEvent_v23_1.csv"  # UCDP's own file name says the release
+    named.write_bytes(SAMPLE.read_bytes())
+    first = await ucdp.import_file(conn, named)
+    assert (first.release, first.source_created) == ("23.1", True)
+    await ucdp.import_file(conn, PAKISTAN, release="22.1")  # older: the source stays at 23.1
+
+    source = await conn.fetchrow(
+        "SELECT id, version, licence, attribution, external_ids->>'ucdp_release' AS release, doc::jsonb AS doc"
+        " FROM sources WHERE url = 'https://ucdp.uu.se/downloads/'"
+    )
+    assert (source["version"], source["licence"], source["release"]) == (1, "CC-BY-4.0", "23.1")
+    assert "Sundberg, Ralph and Erik Melander (2013)" in source["attribution"]
+    assert "doi:10.1177/00223433231185169" in source["attribution"]  # the 23.1 article
+    document = msgspec.json.decode(source["doc"])
+    assert (document["licence"], document["attribution"]) == ("CC-BY-4.0", source["attribution"])
+
+    newer = tmp_path / "ged241.csv"
+    newer.write_bytes(SAMPLE.read_bytes())
+    await ucdp.import_file(conn, newer)
+    updated = await conn.fetchrow(
+        "SELECT version, external_ids->>'ucdp_release' AS release, attribution FROM sources WHERE id = $1",
+        source["id"],
+    )
+    assert (updated["version"], updated["release"]) == (2, "24.1")
+    assert "version 24.1" in updated["attribution"]
+    operations = await conn.fetch(
+        "SELECT operation FROM revisions WHERE record_id = $1 ORDER BY seq", source["id"]
+    )
+    assert [r["operation"] for r in operations] == ["create", "update"]
+
+
+async def test_a_release_that_is_not_a_number_is_refused(conn: asyncpg.Connection) -> None:
+    before = await snapshot(conn)
+    with pytest.raises(ImportFailed, match="not a UCDP release number"):
+        await ucdp.import_file(conn, SAMPLE, release="latest")
+    assert await snapshot(conn) == before
 
 
 def _corrupt(tmp_path: Path) -> tuple[Path, int, int]:
@@ -333,9 +408,12 @@ def test_cli_imports_and_reports(
     monkeypatch.setenv("DATABASE_URL", database_url)
     path, bad_date_line, _ = _corrupt(tmp_path)
 
-    assert cli.main(["import", "ucdp", str(SAMPLE)]) == 0
-    out = capsys.readouterr().out
-    assert "1000 rows read, 1000 created" in out
+    assert cli.main(["import", "ucdp", str(SAMPLE), "--release", "23.1"]) == 0
+    printed = capsys.readouterr()
+    assert "release 23.1): 1000 rows read, 1000 created" in printed.out
+    phases = [line.split(": ")[1] for line in printed.err.splitlines() if line.startswith(f"{SAMPLE.name}: ")]
+    assert phases == ["read", "check", "match", "documents", "write", "revisions"]
+    assert f"{SAMPLE.name}: read: 1,000 rows in " in printed.err
 
     assert cli.main(["import", "ucdp", str(path)]) == 1
     err = capsys.readouterr().err

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
 import msgspec
+import pytest
 
 from secevents.schemas import Incident, Organisation, Statement
+from secevents.server.cli import main as cli
 from secevents.server.importers import seed
+from tests.writing import snapshot
 
 ARTICLE = (seed.SAMPLE_DIR / "article.txt").read_text(encoding="utf-8")
 DATASET = json.loads((seed.SAMPLE_DIR / "dataset.json").read_text(encoding="utf-8"))
@@ -113,3 +117,23 @@ async def test_aliases_are_entities(conn: asyncpg.Connection) -> None:
 
 async def test_seed_is_not_loaded_twice(conn: asyncpg.Connection) -> None:
     assert await seed.load_if_empty(conn) is None
+
+
+def test_db_seed_loads_the_sample_once(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert cli.main(["db", "seed"]) == 0
+    assert "loaded the sample dataset: 1 source(s)" in capsys.readouterr().out
+
+    async def state() -> dict[str, object]:
+        conn = await asyncpg.connect(empty_database_url)
+        try:
+            return await snapshot(conn)
+        finally:
+            await conn.close()
+
+    before = asyncio.run(state())
+    assert cli.main(["db", "seed"]) == 0
+    assert capsys.readouterr().out == "the sample dataset is already present: nothing written\n"
+    assert asyncio.run(state()) == before

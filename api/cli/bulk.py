@@ -25,6 +25,12 @@ def add_parser(commands_: Any, run_with_database: RunWithDatabase) -> None:
         action="store_true",
         help="import the valid rows of a file and report the rejected ones (default: reject the file)",
     )
+    ucdp.add_argument(
+        "--release",
+        metavar="RELEASE",
+        help="the GED release of the files, e.g. 25.1 (default: what the file name says, "
+        "GEDEvent_v25_1.csv; else unknown). A newer release's incidents are never overwritten",
+    )
     ndjson = kinds.add_parser("ndjson", help="NDJSON of records in the API's shapes (what export writes)")
     ndjson.add_argument("file", type=Path, metavar="FILE")
     for parser in (ucdp, ndjson):
@@ -47,6 +53,12 @@ async def _import(url: str, args: argparse.Namespace) -> int:
     out, err = commands.default_streams()
     if args.import_kind == "ucdp":
         return await commands.import_ucdp(
-            url, args.files, skip_invalid=args.skip_invalid, exclusive=args.exclusive, out=out, err=err
+            url,
+            args.files,
+            skip_invalid=args.skip_invalid,
+            exclusive=args.exclusive,
+            release=args.release,
+            out=out,
+            err=err,
         )
     return await commands.import_ndjson(url, args.file, exclusive=args.exclusive, out=out, err=err)

@@ -14,10 +14,11 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 from urllib.parse import urlencode
 
 from secevents.server import db
@@ -119,12 +120,48 @@ async def _export(
     )
     # One request, no access log line for it (the app configured logging when it was built).
     logging.getLogger("secevents.access").setLevel(logging.WARNING)
-    async with app.lifespan():
-        # Raised after the lifespan, which would wrap it in an exception group.
-        refused = await _write(app, args.resource, args, query)
+    counter = ExportCounter(sys.stderr, shown=not args.quiet)
+    token = formats.rows_exported.set(counter.add)
+    try:
+        async with app.lifespan():
+            # Raised after the lifespan, which would wrap it in an exception group.
+            refused = await _write(app, args.resource, args, query)
+    finally:
+        formats.rows_exported.reset(token)
+        counter.stop()
     if refused is not None:
         raise refused
+    counter.summary(f"export {args.resource}", args.output)
     return 0
+
+
+class ExportCounter:
+    """Rows written by an export: a running count on a terminal, then one summary line (on
+    standard error, so standard output stays the export itself)."""
+
+    def __init__(self, stream: TextIO, *, shown: bool = True) -> None:
+        self.stream, self.shown = stream, shown
+        self.live = shown and stream.isatty()
+        self.rows = 0
+        self.started = time.perf_counter()
+        self._next_report = self.started
+
+    def add(self) -> None:
+        self.rows += 1
+        if self.live and (now := time.perf_counter()) >= self._next_report:
+            self._next_report = now + 0.2
+            print(f"\r{self.rows:,} rows written", end="", file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        if self.live and self.rows:
+            print("\r\x1b[K", end="", file=self.stream, flush=True)  # clear the running count
+
+    def summary(self, what: str, output: Path | None) -> None:
+        if not self.shown:
+            return
+        seconds = time.perf_counter() - self.started
+        where = f" to {output}" if output is not None else ""
+        print(f"{what}: {self.rows:,} records written{where} in {seconds:.2f} s", file=self.stream)
 
 
 async def _write(

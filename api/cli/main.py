@@ -50,7 +50,10 @@ async def _seed(url: str) -> None:
     from secevents.server.importers import seed
 
     async with db.connect(url) as conn:
-        counts = await seed.load(conn)
+        counts = await seed.load_once(conn)
+    if counts is None:
+        print("the sample dataset is already present: nothing written")
+        return
     print("loaded the sample dataset:", ", ".join(f"{n} {kind}(s)" for kind, n in counts.items()))
 
 
@@ -100,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     down = db_commands.add_parser("downgrade", help="undo migrations down to a revision ('base' for all)")
     down.add_argument("revision")
     db_commands.add_parser("current", help="print the database's revision")
-    db_commands.add_parser("seed", help="load the sample dataset (the seed article's records)")
+    db_commands.add_parser(
+        "seed", help="load the sample dataset (the seed article's records) unless it is already present"
+    )
     database.set_defaults(handler=cmd_db)
     keys_cli.add_parser(commands, _run_with_database)
     bulk_cli.add_parser(commands, _run_with_database)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ import asyncpg
 import msgspec
 
 from secevents.server import resources
-from secevents.server.exports import stix
+from secevents.server.exports import attribution, stix
 from secevents.server.reads.filters import SqlBuilder
 
 Resource = Literal["incidents", "organisations", "statements", "sources"]
@@ -81,13 +82,23 @@ def select_sql(resource: str, filters: Filters | None, columns: str) -> tuple[st
     return f"SELECT {columns} FROM {table.table} {table.alias} WHERE {where} ORDER BY {table.alias}.id", args
 
 
+# Told of every row an export reads, in this context: how the command line counts what it writes
+# (``secevents.server.cli.export``, which calls the app in-process). None for HTTP clients.
+rows_exported: ContextVar[Callable[[], None] | None] = ContextVar("rows_exported", default=None)
+
+
 async def _rows(conn: asyncpg.Connection, sql: str, args: list[Any]) -> AsyncIterator[asyncpg.Record]:
+    counted = rows_exported.get()
     if conn.is_in_transaction():  # the caller holds the snapshot (see exports.streaming)
         async for row in conn.cursor(sql, *args, prefetch=FETCH_ROWS):
+            if counted is not None:
+                counted()
             yield row
         return
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         async for row in conn.cursor(sql, *args, prefetch=FETCH_ROWS):
+            if counted is not None:
+                counted()
             yield row
 
 
@@ -107,6 +118,7 @@ async def _ndjson(conn: asyncpg.Connection, resource: str, filters: Filters | No
     table = TABLES[resource]
     sql, args = select_sql(resource, filters, f"{table.alias}.doc")
     head = b'{"type":"' + table.record_type.encode() + b'","record":'
+    yield attribution.ndjson_lines(await attribution.licensed_sources(conn))
     count = 0
     async for row in _rows(conn, sql, args):
         count += 1
@@ -140,6 +152,7 @@ def _cell(document: dict[str, Any], path: str) -> Any:
 async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
     table = TABLES[resource]
     sql, args = select_sql(resource, filters, f"{table.alias}.doc")
+    yield attribution.csv_lines(await attribution.licensed_sources(conn))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([header for header, _ in table.csv_columns])
@@ -164,7 +177,8 @@ GEOJSON_FEATURE = """json_build_object(
 
 async def _geojson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
     sql, args = select_sql(resource, filters, GEOJSON_FEATURE)
-    yield b'{"type":"FeatureCollection","features":['
+    credits = attribution.geojson_member(await attribution.licensed_sources(conn))
+    yield b'{"type":"FeatureCollection",' + credits + b'"features":['
     separator = b""
     async for row in _rows(conn, sql, args):
         yield separator + row[0]
@@ -188,6 +202,8 @@ async def _stix(conn: asyncpg.Connection, resource: str, filters: Filters | None
 async def _bundle(conn: asyncpg.Connection, bundle_id: str, parts: list[stix.Part]) -> AsyncIterator[bytes]:
     yield b'{"type":"bundle","id":"' + bundle_id.encode() + b'","objects":['
     yield b",".join(msgspec.json.encode(item) for item in stix.PREAMBLE)
+    for line in await attribution.licensed_sources(conn):
+        yield b"," + msgspec.json.encode(attribution.stix_marking(line, stix.EPOCH))
     for part in parts:
         async for row in _rows(conn, part.sql, list(part.args)):
             for item in stix.objects(part.record_type, row, part.with_relationships):
@@ -218,6 +234,7 @@ ALL_FORMATS = ("ndjson", "stix")
 
 
 async def _ndjson_all(conn: asyncpg.Connection) -> AsyncIterator[bytes]:
+    yield attribution.ndjson_lines(await attribution.licensed_sources(conn))
     count = 0
     for resource in ALL_ORDER:
         table = TABLES[resource]

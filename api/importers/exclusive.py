@@ -21,11 +21,12 @@ Constraint indexes (primary keys, unique constraints) stay: they guard the data 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import asyncpg
 
 from secevents.server.importers import ImportFailed
+from secevents.server.importers.progress import Phases
 
 # Every table a bulk import writes many rows to. Organisations and sources keep their indexes
 # and stay readable (few of them per import); writes to them wait, as to every table the foreign
@@ -62,7 +63,11 @@ SELECT coalesce(array_agg(DISTINCT c.confrelid::regclass::text ORDER BY c.confre
 
 @asynccontextmanager
 async def indexes_rebuilt(
-    conn: asyncpg.Connection, tables: Sequence[str] = BULK_TABLES, *, lock_timeout: str = LOCK_TIMEOUT
+    conn: asyncpg.Connection,
+    tables: Sequence[str] = BULK_TABLES,
+    *,
+    lock_timeout: str = LOCK_TIMEOUT,
+    phases: Phases | None = None,
 ) -> AsyncIterator[None]:
     """Within a transaction: lock ``tables``, drop their secondary indexes and foreign keys,
     run the body, then build and add them again (and ``ANALYZE``, as after any large load).
@@ -89,7 +94,8 @@ async def indexes_rebuilt(
     for row in [*foreign_keys, *indexes]:
         await conn.execute(row["drop"])
     yield
-    await conn.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
-    for row in [*indexes, *foreign_keys]:
-        await conn.execute(row["create"])
-    await conn.execute(f"ANALYZE {', '.join(tables)}")
+    with phases.phase("index") if phases is not None else nullcontext():
+        await conn.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
+        for row in [*indexes, *foreign_keys]:
+            await conn.execute(row["create"])
+        await conn.execute(f"ANALYZE {', '.join(tables)}")

@@ -7,6 +7,7 @@ turned into ids here, then every record is validated by the same Structs the API
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from importlib.resources import files as resources_files
 from pathlib import Path
@@ -164,6 +165,30 @@ async def load(conn: asyncpg.Connection, sample_dir: Path = SAMPLE_DIR) -> dict[
     for record_type, _ in written:
         counts[record_type] = counts.get(record_type, 0) + 1
     return counts
+
+
+# A live source whose text is the sample article's: the sample was loaded (its ids are new on
+# every load, so the article's text, not an id, is what says so).
+_PRESENT = "SELECT EXISTS (SELECT 1 FROM sources WHERE sha256 = ANY($1::text[]) AND deleted_at IS NULL)"
+
+
+def _sample_text_hashes(sample_dir: Path) -> list[str]:
+    dataset = msgspec.json.decode((sample_dir / "dataset.json").read_bytes())
+    return [
+        hashlib.sha256((sample_dir / raw["text_file"]).read_text(encoding="utf-8").encode()).hexdigest()
+        for raw in dataset["sources"]
+        if raw.get("text_file")
+    ]
+
+
+async def load_once(conn: asyncpg.Connection, sample_dir: Path = SAMPLE_DIR) -> dict[RecordType, int] | None:
+    """Load the sample dataset unless it is already present (``secevents db seed``): None, and
+    nothing written, when a live source holds the sample article's text."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SEED_LOCK)
+        if await conn.fetchval(_PRESENT, _sample_text_hashes(sample_dir)):
+            return None
+        return await load(conn, sample_dir)
 
 
 async def load_if_empty(conn: asyncpg.Connection) -> dict[RecordType, int] | None:

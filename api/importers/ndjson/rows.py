@@ -86,6 +86,8 @@ class _Batches:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLE_COLUMNS})
     incidents: list[tuple[tuple[Any, ...], IncidentImport]] = field(default_factory=list)
     records: int = 0
+    staged: int = 0
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, table: str, row: tuple[Any, ...]) -> None:
         self.rows[table].append(row)
@@ -94,6 +96,7 @@ class _Batches:
         """Count one more staged record; True when the batch is full. Records, not rows, are
         counted: each record has a bounded number of rows (participants, citations…)."""
         self.records += 1
+        self.staged += 1
         return self.records >= BATCH_ROWS
 
     async def flush(self, conn: asyncpg.Connection) -> None:
@@ -105,8 +108,21 @@ class _Batches:
             self.incidents.clear()
         for table, rows in self.rows.items():
             if rows:
-                await conn.copy_records_to_table(table, records=rows)
+                await conn.copy_records_to_table(
+                    table, records=rows, columns=await self._columns(conn, table)
+                )
                 rows.clear()
+
+    async def _columns(self, conn: asyncpg.Connection, table: str) -> list[str]:
+        """The columns a batch fills: the first :data:`TABLE_COLUMNS` of the table's."""
+        if table not in self.columns:
+            names = await conn.fetchval(
+                "SELECT array_agg(attname ORDER BY attnum) FROM pg_attribute"
+                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                table,
+            )
+            self.columns[table] = list(names[: TABLE_COLUMNS[table]])
+        return self.columns[table]
 
 
 def _cite(batches: _Batches, line: int, prefix: str, citations: Iterable[Citation]) -> None:
@@ -129,7 +145,7 @@ def _stage_source(b: _Batches, line: int, r: SourceImport) -> None:
     b.add(
         "nd_sources",
         (line, r.id, r.kind, r.title, r.url, r.publisher, r.published_on, r.retrieved_at, r.language,
-         r.text, _json(r.external_ids), r.version, r.created_at, r.updated_at),
+         r.text, _json(r.external_ids), r.licence, r.attribution, r.version, r.created_at, r.updated_at),
     )  # fmt: skip
 
 

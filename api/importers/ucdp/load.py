@@ -8,14 +8,17 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from secevents.server.importers import (
     BULK_SETTINGS,
+    MAX_REPORTED_ERRORS,
     ErrorLog,
     ImportFailed,
     LineError,
 )
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
+from secevents.server.importers.progress import Phases
 from secevents.server.importers.ucdp.rows import (
     CountryResolver,
     RowMapper,
@@ -29,25 +32,34 @@ from secevents.server.importers.ucdp.sql import (
     COUNT_ACTIONS,
     CREATE_ORGANISATIONS,
     CREATE_STAGE,
+    DOCUMENT_ROWS,
     DUPLICATE_IDS,
     LINK_ACTORS_BY_NAME,
+    LOCK_NAMED_ORGANISATIONS,
     RESOLVE_INCIDENTS,
     REVISE_INCIDENTS,
     REVISE_ORGANISATIONS,
     REVISE_SOURCE,
+    SKIP_OLDER,
+    SKIPPED_OLDER,
     UPSERT_DATASET_SOURCE,
     WRITE_CITATIONS,
     WRITE_INCIDENTS,
-    WRITTEN_INCIDENTS,
 )
 from secevents.server.importers.ucdp.vocabulary import (
+    DATASET_LICENCE,
     DATASET_PUBLISHER,
     DATASET_SOURCE_TITLE,
     DATASET_SOURCE_URL,
+    RELEASE,
     STAGE_COLUMNS,
-    Progress,
+    citation,
+    release_from_name,
 )
 from secevents.server.sql import documents
+from secevents.server.sql.documents import incidents as incident_documents
+
+_encode = msgspec.json.Encoder().encode
 
 
 async def import_file(
@@ -56,26 +68,36 @@ async def import_file(
     *,
     actor: str = "import:ucdp",
     skip_invalid: bool = False,
-    progress: Progress | None = None,
+    phases: Phases | None = None,
     exclusive: bool = False,
+    release: str | None = None,
 ) -> UcdpSummary:
     """Import one UCDP GED CSV file in one transaction; raise :class:`ImportFailed` (nothing
     written) when the file cannot be read or — unless ``skip_invalid`` — any row is rejected.
 
-    ``conn`` must have the codecs of :func:`secevents.server.db.init_connection`. ``exclusive``: write with
-    the bulk tables locked and their indexes rebuilt after the load (:mod:`secevents.server.importers.exclusive`).
+    ``release``: the GED release the file is (``25.1``); when None, read from the file's name if
+    it says (``GEDEvent_v25_1.csv``). An incident a newer release wrote is skipped, never
+    overwritten (nor by a file of unknown release). ``conn`` must have the codecs of
+    :func:`secevents.server.db.init_connection`. ``exclusive``: write with the bulk tables locked
+    and their indexes rebuilt after the load (:mod:`secevents.server.importers.exclusive`).
     """
-    summary = UcdpSummary(path=str(path))
-    mapper = RowMapper(await CountryResolver.load(conn))
+    phases = phases or Phases()
+    release = release or release_from_name(path.name)
+    if release is not None and not RELEASE.match(release):
+        raise ImportFailed(f"{path}: release {release!r} is not a UCDP release number (e.g. 25.1)")
+    summary = UcdpSummary(path=str(path), release=release)
+    mapper = RowMapper(await CountryResolver.load(conn), release)
     errors = ErrorLog()
     async with conn.transaction():
         await conn.execute(BULK_SETTINGS)
         await conn.execute(CREATE_STAGE)
-        with path.open("rb") as raw:
-            stream = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 16)
+        with phases.phase("read") as read, path.open("rb") as raw:
+            stream = io.BufferedReader(_CountingReader(raw, phases.bytes_read), buffer_size=1 << 16)
             rows = iterate_rows(stream, mapper, errors, summary)
             await conn.copy_records_to_table("ucdp_stage", records=rows, columns=STAGE_COLUMNS)
-        await _reject_duplicate_ids(conn, errors, summary)
+            read.rows = summary.rows_read
+        with phases.phase("check", summary.rows_read):
+            await _reject_duplicate_ids(conn, errors, summary)
         summary.rejections, summary.repaired = errors.errors, mapper.repaired
         if errors and not skip_invalid:
             raise ImportFailed(
@@ -83,37 +105,60 @@ async def import_file(
                 errors.errors,
                 errors.total,
             )
-        await conn.copy_records_to_table(
-            "ucdp_actors",
-            records=[(a.actor_id, a.name, a.kind, a.country, a.first_line) for a in mapper.actors.values()],
-        )
-        source_id, summary.source_created = await _dataset_source(conn)
-        linked: list[UUID] = [r["id"] for r in await conn.fetch(LINK_ACTORS_BY_NAME)]
-        created: list[UUID] = await conn.fetchval(CREATE_ORGANISATIONS, source_id)
-        summary.organisations_linked, summary.organisations_created = len(linked), len(created)
-        await conn.execute(RESOLVE_INCIDENTS)
-        await conn.execute(COMPARE_INCIDENTS, source_id)
-        async with exclusive_load(conn) if exclusive else nullcontext():
-            await conn.execute(WRITE_INCIDENTS)
-            await conn.execute(WRITE_CITATIONS, source_id)
-            # Documents: rendered from the rows just written (secevents.server.sql.documents).
-            if summary.source_created:
-                await documents.store(conn, "source", [source_id])
-            await documents.store(conn, "organisation", [*linked, *created])
-            await documents.store(conn, "incident", [r[0] for r in await conn.fetch(WRITTEN_INCIDENTS)])
-            if summary.source_created:
-                await conn.execute(REVISE_SOURCE, source_id, actor)
-            await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
-            # Analysed before `action` was filled in: again, so the planner knows how many
-            # incidents get a revision.
-            await conn.execute(ANALYZE_STAGE)
-            await conn.execute(REVISE_INCIDENTS, actor)
+        with phases.phase("match", summary.rows_read):
+            await conn.copy_records_to_table(
+                "ucdp_actors",
+                records=[
+                    (a.actor_id, a.name, a.kind, a.country, a.first_line) for a in mapper.actors.values()
+                ],
+            )
+            source_id, source_action = await dataset_source(conn, release)
+            linked: list[UUID] = [r["id"] for r in await conn.fetch(LINK_ACTORS_BY_NAME)]
+            created: list[UUID] = await conn.fetchval(CREATE_ORGANISATIONS, source_id)
+            summary.organisations_linked, summary.organisations_created = len(linked), len(created)
+            summary.source_created = source_action == "create"
+            await conn.execute(RESOLVE_INCIDENTS)
+            await conn.execute(SKIP_OLDER, release)
+            await conn.execute(COMPARE_INCIDENTS, source_id)
         counts = {r["action"]: r["count"] for r in await conn.fetch(COUNT_ACTIONS)}
+        written = counts.get("create", 0) + counts.get("update", 0)
+        with phases.phase("documents", written):
+            await _render_documents(conn, source_id)
+        async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
+            with phases.phase("write", written):
+                await conn.execute(WRITE_INCIDENTS)
+                await conn.execute(WRITE_CITATIONS, source_id)
+                # The few records written before their documents could be rendered.
+                if source_action is not None:
+                    await documents.store(conn, "source", [source_id])
+                await documents.store(conn, "organisation", [*linked, *created])
+            with phases.phase("revisions", written):
+                if source_action is not None:
+                    await conn.execute(REVISE_SOURCE, source_id, actor, source_action)
+                await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
+                # Analysed before `action` was filled in: again, so the planner knows how many
+                # incidents get a revision.
+                await conn.execute(ANALYZE_STAGE)
+                await conn.execute(REVISE_INCIDENTS, actor)
+        summary.skipped_older_ids = [r[0] for r in await conn.fetch(SKIPPED_OLDER, MAX_REPORTED_ERRORS)]
     summary.created = counts.get("create", 0)
     summary.updated = counts.get("update", 0)
     summary.unchanged = counts.get("unchanged", 0)
     summary.skipped_deleted = counts.get("deleted", 0)
+    summary.skipped_older = counts.get("older", 0)
     return summary
+
+
+async def _render_documents(conn: asyncpg.Connection, source_id: UUID) -> None:
+    """Render the documents of the incidents to write from their staged rows, page by page, and
+    stage them (``ucdp_docs``): the incidents are then written once, with their document."""
+    await conn.fetch(LOCK_NAMED_ORGANISATIONS)
+    after = 0
+    while rows := await conn.fetch(DOCUMENT_ROWS, source_id, after, documents.CHUNK):
+        await conn.copy_records_to_table(
+            "ucdp_docs", records=[(r["line"], _encode(incident_documents.build(r))) for r in rows]
+        )
+        after = rows[-1]["line"]
 
 
 async def _reject_duplicate_ids(conn: asyncpg.Connection, errors: ErrorLog, summary: UcdpSummary) -> None:
@@ -126,9 +171,18 @@ async def _reject_duplicate_ids(conn: asyncpg.Connection, errors: ErrorLog, summ
         summary.rejected += 1
 
 
-async def _dataset_source(conn: asyncpg.Connection) -> tuple[UUID, bool]:
+async def dataset_source(conn: asyncpg.Connection, release: str | None) -> tuple[UUID, str | None]:
+    """The one ``dataset`` source of UCDP GED, created or brought up to date: its licence, the
+    citation UCDP asks for and the newest release imported (an older or unknown release leaves it
+    as it is). Its id and what happened to it: ``create``, ``update`` or None."""
     row = await conn.fetchrow(
-        UPSERT_DATASET_SOURCE, DATASET_SOURCE_TITLE, DATASET_SOURCE_URL, DATASET_PUBLISHER
+        UPSERT_DATASET_SOURCE,
+        DATASET_SOURCE_TITLE,
+        DATASET_SOURCE_URL,
+        DATASET_PUBLISHER,
+        DATASET_LICENCE,
+        citation(release),
+        release,
     )
     assert row is not None
-    return row["id"], row["created"]
+    return row["id"], row["action"]

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -39,7 +39,6 @@ from secevents.server.importers.ucdp.vocabulary import (
     SUMMARY_MAX,
     TITLE_MAX,
     TYPE_LABELS,
-    Progress,
 )
 
 # Bytes that are not UTF-8, as ``surrogateescape`` decoding reads them.
@@ -60,12 +59,17 @@ class UcdpSummary:
     """What an import of one file did."""
 
     path: str
+    release: str | None = None
     layout: str = ""
     rows_read: int = 0
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     skipped_deleted: int = 0
+    skipped_older: int = 0
+    """Incidents a newer release wrote (or any release, when this file's is unknown): not applied."""
+    skipped_older_ids: list[str] = field(default_factory=list)
+    """Their UCDP ids (the first 100)."""
     rejected: int = 0
     rejections: list[LineError] = field(default_factory=list)
     repaired: Counter[str] = field(default_factory=Counter)
@@ -74,14 +78,22 @@ class UcdpSummary:
     source_created: bool = False
 
     def report(self) -> str:
+        release = f"release {self.release}" if self.release else "release unknown"
         lines = [
-            f"{self.path} ({self.layout} layout): {self.rows_read} rows read, {self.created} created, "
+            f"{self.path} ({self.layout} layout, {release}): {self.rows_read} rows read, {self.created} created, "
             f"{self.updated} updated, {self.unchanged} unchanged, {self.skipped_deleted} skipped "
-            f"(deleted here), {self.rejected} rejected",
+            f"(deleted here), {self.skipped_older} skipped (a newer release is stored), {self.rejected} rejected",
             f"  organisations: {self.organisations_created} created, {self.organisations_linked} "
             "linked to existing records by name",
         ]
         lines += [f"  repaired {n} row(s): {why}" for why, n in sorted(self.repaired.items())]
+        if self.skipped_older_ids:
+            more = self.skipped_older - len(self.skipped_older_ids)
+            lines.append(
+                "  skipped UCDP ids (a newer release is stored): "
+                + ", ".join(self.skipped_older_ids)
+                + (f" … and {more} more" if more > 0 else "")
+            )
         lines += [f"  rejected {e}" for e in self.rejections]
         if self.rejected > len(self.rejections):
             lines.append(f"  … and {self.rejected - len(self.rejections)} more rejected")
@@ -91,7 +103,7 @@ class UcdpSummary:
 class _CountingReader(io.RawIOBase):
     """A binary file wrapper that reports how many bytes were read (for the progress bar)."""
 
-    def __init__(self, raw: io.BufferedReader, progress: Progress | None) -> None:
+    def __init__(self, raw: io.BufferedReader, progress: Callable[[int], None] | None) -> None:
         self._raw = raw
         self._progress = progress
         self.position = 0
@@ -185,8 +197,9 @@ class CountryResolver:
 class RowMapper:
     """One CSV row → one staging tuple (or the reasons it is rejected); collects the actors."""
 
-    def __init__(self, countries: CountryResolver) -> None:
+    def __init__(self, countries: CountryResolver, release: str | None = None) -> None:
         self.countries = countries
+        self.release = release
         self.actors: dict[str, Actor] = {}
         self.repaired: Counter[str] = Counter()
 
@@ -274,7 +287,7 @@ class RowMapper:
             low,
             best,
             high,
-            msgspec.json.encode(_external_ids(ged_id, row)),
+            msgspec.json.encode(_external_ids(ged_id, row, self.release)),
             side_a,
             side_b,
             msgspec.json.encode(_breakdown(violence, row, deaths)),
@@ -300,8 +313,10 @@ def _summary(ged_id: int, violence: int, row: dict[str, str], notes: list[str]) 
     return _clip(" ".join(parts), SUMMARY_MAX)
 
 
-def _external_ids(ged_id: int, row: dict[str, str]) -> dict[str, str]:
+def _external_ids(ged_id: int, row: dict[str, str], release: str | None) -> dict[str, str]:
     ids = {"ucdp_ged_id": str(ged_id)}
+    if release is not None:
+        ids["ucdp_release"] = release
     for key, column in (
         ("ucdp_relid", "relid"),
         ("ucdp_conflict_id", "conflict_new_id"),

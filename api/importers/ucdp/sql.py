@@ -13,7 +13,8 @@ CREATE TEMP TABLE ucdp_stage (
 ) ON COMMIT DROP;
 CREATE TEMP TABLE ucdp_actors (
   actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
-) ON COMMIT DROP
+) ON COMMIT DROP;
+CREATE TEMP TABLE ucdp_docs (line integer PRIMARY KEY, doc json NOT NULL) ON COMMIT DROP
 """
 
 # Rows whose UCDP id an earlier row of the file has: reported, and dropped from the staging table
@@ -28,17 +29,48 @@ DELETE FROM ucdp_stage s USING repeated r WHERE s.line = r.line
 RETURNING r.line, r.ged_id, r.first_line
 """
 
-UPSERT_DATASET_SOURCE = """
+
+# A release stored in external ids, as an array of numbers to compare; NULL when there is none or
+# it is not a release number (external ids may hold anything an API client wrote).
+def _release(expression: str) -> str:
+    return (
+        f"CASE WHEN {expression} ~ '^\\d{{1,4}}(\\.\\d{{1,4}}){{0,3}}$' "
+        f"THEN string_to_array({expression}, '.')::int[] END"
+    )
+
+
+# The dataset source: created with its licence, citation ($5) and release ($6); an existing one
+# gets them when it has no licence yet or this import's release is newer than its own. Its id
+# and `create`, `update` or NULL (left as it is).
+UPSERT_DATASET_SOURCE = f"""
 WITH new AS (
-  INSERT INTO sources (kind, title, url, publisher, language, external_ids)
-  VALUES ('dataset', $1, $2, $3, 'en', '{"ucdp_dataset": "ged"}'::jsonb)
+  INSERT INTO sources (kind, title, url, publisher, language, external_ids, licence, attribution)
+  VALUES ('dataset', $1, $2, $3, 'en',
+          jsonb_strip_nulls(jsonb_build_object('ucdp_dataset', 'ged', 'ucdp_release', $6::text)), $4, $5)
   ON CONFLICT (url) WHERE deleted_at IS NULL DO NOTHING
   RETURNING id
+), old AS (
+  SELECT s.id, s.external_ids, s.licence, s.attribution,
+         $6::text IS NOT NULL AND ({_release("s.external_ids->>'ucdp_release'")} IS NULL
+                                   OR string_to_array($6::text, '.')::int[]
+                                      > {_release("s.external_ids->>'ucdp_release'")}) AS newer
+    FROM sources s
+   WHERE s.url = $2 AND s.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM new)
+), updated AS (
+  UPDATE sources s
+     SET licence = $4, attribution = $5, version = s.version + 1, updated_at = now(),
+         external_ids = CASE WHEN old.newer THEN s.external_ids || jsonb_build_object('ucdp_release', $6::text)
+                             ELSE s.external_ids END
+    FROM old
+   WHERE s.id = old.id AND (old.licence IS NULL OR old.newer)
+     AND (old.licence, old.attribution, old.newer) IS DISTINCT FROM ($4::text, $5::text, false)
+  RETURNING s.id
 )
-SELECT id, true AS created FROM new
+SELECT id, 'create' AS action FROM new
 UNION ALL
-SELECT id, false FROM sources WHERE url = $2 AND deleted_at IS NULL
-LIMIT 1
+SELECT id, 'update' FROM updated
+UNION ALL
+SELECT id, NULL FROM old WHERE NOT EXISTS (SELECT 1 FROM updated)
 """
 
 # Actors without an organisation of their own yet are linked to an existing one whose name or an
@@ -107,7 +139,21 @@ UPDATE ucdp_stage s
  WHERE p.line = s.line
 """
 
-# An existing incident is rewritten only when the file says something else about it.
+# A stored incident that a newer release wrote stays as it is: the file's release ($1) is older,
+# or unknown while the stored one is known. Releases compare as numbers, part by part (22.1 < 23.1
+# < 23.10); a stored value that is not a release number (an NDJSON import may carry anything)
+# counts as unknown.
+SKIP_OLDER = f"""
+UPDATE ucdp_stage s SET action = 'older'
+  FROM incidents i
+ WHERE s.action = 'compare' AND i.id = s.incident_id
+   AND {_release("i.external_ids->>'ucdp_release'")} IS NOT NULL
+   AND ($1::text IS NULL
+        OR {_release("i.external_ids->>'ucdp_release'")} > string_to_array($1::text, '.')::int[])
+"""
+
+# An existing incident is rewritten only when the file says something else about it (a newer
+# release says so at least in `external_ids.ucdp_release`).
 COMPARE_INCIDENTS = """
 UPDATE ucdp_stage s
    SET action = CASE WHEN
@@ -139,14 +185,49 @@ UPDATE ucdp_stage s
  WHERE s.action = 'compare' AND i.id = s.incident_id
 """
 
+# The organisations the documents name, locked as every renderer locks them (a rename waits, or
+# is waited for: secevents.server.sql.documents).
+LOCK_NAMED_ORGANISATIONS = """
+SELECT o.id FROM organisations o
+ WHERE o.id IN (SELECT (e->>'organisation_id')::uuid
+                  FROM ucdp_stage s, jsonb_array_elements(s.participants) AS e
+                 WHERE s.action IN ('create', 'update'))
+ ORDER BY o.id FOR SHARE
+"""
+
+# The rows `secevents.server.sql.documents.incidents.build` renders, as the incidents to write will
+# be (version, stamps and external ids as WRITE_INCIDENTS sets them), a page of `$3` after line `$2`
+# (`$1`: the dataset source): documents are rendered before the rows are written, so each row is
+# written once, document included.
+DOCUMENT_ROWS = """
+SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.title, s.summary, s.type,
+       s.subtype, s.occurred_start, s.occurred_end, s.occurred_precision, s.country, s.admin1, s.admin2,
+       s.place, s.lat, s.lon, s.location_precision, s.killed_low, s.killed_best, s.killed_high,
+       NULL::integer AS injured_low, NULL::integer AS injured_best, NULL::integer AS injured_high,
+       coalesce(i.external_ids || s.external_ids, s.external_ids) AS external_ids,
+       coalesce(i.created_at, now()) AS created_at, now() AS updated_at,
+       ARRAY(SELECT ROW((t.e->>'organisation_id')::uuid, o.name, t.e->>'role')
+               FROM jsonb_array_elements(s.participants) WITH ORDINALITY AS t(e, ord)
+               JOIN organisations o ON o.id = (t.e->>'organisation_id')::uuid
+              ORDER BY t.ord) AS participants,
+       ARRAY(SELECT ROW(t.e->>'group', (t.e->'killed'->>'low')::int, (t.e->'killed'->>'best')::int,
+                        (t.e->'killed'->>'high')::int, NULL::int, NULL::int, NULL::int)
+               FROM jsonb_array_elements(s.breakdown) WITH ORDINALITY AS t(e, ord)
+              ORDER BY t.ord) AS breakdown,
+       ARRAY[ROW($1::uuid, s.quote)] AS citations
+  FROM ucdp_stage s LEFT JOIN incidents i ON i.id = s.incident_id AND s.action = 'update'
+ WHERE s.action IN ('create', 'update') AND s.line > $2
+ ORDER BY s.line LIMIT $3
+"""
+
 WRITE_INCIDENTS = """
 INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
                        country, admin1, admin2, place, lat, lon, location_precision,
-                       killed_low, killed_best, killed_high, external_ids)
-SELECT incident_id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
-       country, admin1, admin2, place, lat, lon, location_precision,
-       killed_low, killed_best, killed_high, external_ids
-  FROM ucdp_stage WHERE action = 'create' ORDER BY line;
+                       killed_low, killed_best, killed_high, external_ids, doc)
+SELECT s.incident_id, s.title, s.summary, s.type, s.subtype, s.occurred_start, s.occurred_end,
+       s.occurred_precision, s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
+       s.killed_low, s.killed_best, s.killed_high, s.external_ids, d.doc
+  FROM ucdp_stage s JOIN ucdp_docs d ON d.line = s.line WHERE s.action = 'create' ORDER BY s.line;
 UPDATE incidents i
    SET title = s.title, summary = s.summary, type = s.type, subtype = s.subtype,
        occurred_start = s.occurred_start, occurred_end = s.occurred_end,
@@ -155,8 +236,9 @@ UPDATE incidents i
        location_precision = s.location_precision, killed_low = s.killed_low,
        killed_best = s.killed_best, killed_high = s.killed_high,
        injured_low = NULL, injured_best = NULL, injured_high = NULL,
-       external_ids = i.external_ids || s.external_ids, version = i.version + 1, updated_at = now()
-  FROM ucdp_stage s
+       external_ids = i.external_ids || s.external_ids, version = i.version + 1, updated_at = now(),
+       doc = d.doc
+  FROM ucdp_stage s JOIN ucdp_docs d ON d.line = s.line
  WHERE s.action = 'update' AND i.id = s.incident_id;
 DELETE FROM incident_participants WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
 DELETE FROM incident_casualties WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
@@ -177,13 +259,11 @@ INSERT INTO citations (incident_id, ordinal, source_id, quote)
 SELECT incident_id, 1, $1, quote FROM ucdp_stage WHERE action IN ('create', 'update')
 """
 
-# The records whose documents are (re-)rendered from their rows once written.
-WRITTEN_INCIDENTS = "SELECT incident_id FROM ucdp_stage WHERE action IN ('create', 'update') ORDER BY line"
 
 # Revisions last, in one statement per record type: the change feed sees every imported record.
 REVISE_SOURCE = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
-SELECT 'source', s.id, s.version, 'create', s.doc, $2 FROM sources s WHERE s.id = $1
+SELECT 'source', s.id, s.version, $3, s.doc, $2 FROM sources s WHERE s.id = $1
 """
 REVISE_ORGANISATIONS = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
@@ -198,3 +278,5 @@ SELECT 'incident', i.id, i.version, s.action, i.doc, $1
  ORDER BY s.line
 """
 COUNT_ACTIONS = "SELECT action, count(*) FROM ucdp_stage GROUP BY action"
+# The UCDP ids of the incidents skipped because a newer release wrote them (the first `$1`).
+SKIPPED_OLDER = "SELECT ged_id FROM ucdp_stage WHERE action = 'older' ORDER BY line LIMIT $1"

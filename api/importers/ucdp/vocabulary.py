@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 GED_COLUMNS: tuple[str, ...] = (
     "id", "relid", "year", "active_year", "code_status", "type_of_violence", "conflict_dset_id",
@@ -60,6 +59,50 @@ COUNTRY_ALIASES: dict[str, str] = {
 DATASET_SOURCE_URL = "https://ucdp.uu.se/downloads/"
 DATASET_SOURCE_TITLE = "UCDP Georeferenced Event Dataset (GED)"
 DATASET_PUBLISHER = "Uppsala Conflict Data Program (UCDP), Uppsala University"
+# UCDP's data are CC BY 4.0 on condition that the dataset's publications are cited
+# (https://ucdp.uu.se/downloads/): the source carries both, and every export repeats them.
+DATASET_LICENCE = "CC-BY-4.0"
+_GED_ARTICLE = (
+    'Sundberg, Ralph and Erik Melander (2013). "Introducing the UCDP Georeferenced Event Dataset". '
+    "Journal of Peace Research 50(4): 523–532. doi:10.1177/0022343313484347"
+)
+# The yearly article UCDP asks to cite with a release, for the releases this project ships.
+_RELEASE_ARTICLES = {
+    "22.1": 'Davies, Shawn, Therése Pettersson and Magnus Öberg (2022). "Organized violence 1989–2021 '
+    'and drone warfare". Journal of Peace Research 59(4). doi:10.1177/00223433221108428',
+    "23.1": 'Davies, Shawn, Therése Pettersson and Magnus Öberg (2023). "Organized violence 1989–2022, '
+    'and the return of conflict between states". Journal of Peace Research 60(4). '
+    "doi:10.1177/00223433231185169",
+}
+# A release number: 25.1, or a candidate release such as 25.0.10.
+RELEASE = re.compile(r"^\d{1,4}(\.\d{1,4}){1,3}$")
+# UCDP's file names: GEDEvent_v25_1.csv, ged251.csv, GEDEvent_v25_0_10.csv.
+_RELEASE_IN_NAME = re.compile(
+    r"(?i)ged(?:event)?[_-]?v?(\d{2})(?:[._](\d{1,2})(?:[._](\d{1,2}))?|(\d))(?!\d)"
+)
+
+
+def citation(release: str | None) -> str:
+    """The attribution UCDP asks for: the dataset (and release) and the articles to cite."""
+    parts = [
+        f"UCDP Georeferenced Event Dataset (GED){f' Global version {release}' if release else ''}, "
+        "Uppsala Conflict Data Program, Uppsala University, CC BY 4.0.",
+        _GED_ARTICLE,
+    ]
+    if release in _RELEASE_ARTICLES:
+        parts.append(_RELEASE_ARTICLES[release])
+    return " ".join(parts)
+
+
+def release_from_name(name: str) -> str | None:
+    """The release a UCDP file's name says (``GEDEvent_v25_1.csv`` → ``25.1``), else None."""
+    found = _RELEASE_IN_NAME.search(name)
+    if found is None:
+        return None
+    major, minor, candidate, short_minor = found.groups()
+    return ".".join(p for p in (major, minor or short_minor, candidate) if p is not None)
+
+
 CIVILIANS = "Civilians"
 GOVERNMENT_PREFIX = "Government of "
 INT4_MAX = 2_147_483_647
@@ -72,6 +115,3 @@ STAGE_COLUMNS = (
     "killed_low", "killed_best", "killed_high", "external_ids", "side_a_actor", "side_b_actor",
     "breakdown", "quote",
 )  # fmt: skip
-
-Progress = Callable[[int], None]
-"""Called with the number of bytes of the file read so far."""

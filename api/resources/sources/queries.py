@@ -44,8 +44,9 @@ def list_query(
 # --- writes ------------------------------------------------------------------------------
 
 INSERT = """
-INSERT INTO sources (id, kind, title, url, publisher, published_on, retrieved_at, language, text, external_ids)
-VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10)
+INSERT INTO sources (id, kind, title, url, publisher, published_on, retrieved_at, language, text, external_ids,
+                     licence, attribution)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9, $10, $11, $12)
 """
 
 
@@ -62,6 +63,8 @@ async def insert(conn: asyncpg.Connection, record_id: UUID, data: SourceCreate) 
         data.language,
         data.text,
         as_json(data.external_ids),
+        data.licence,
+        data.attribution,
     )
 
 
@@ -83,7 +86,18 @@ async def update(conn: asyncpg.Connection, record_id: UUID, data: SourcePatch) -
     """Apply a partial update. A new ``text`` must still contain every quote that cites it."""
     columns: dict[str, Any] = {}
     patching.plain(
-        columns, data, "kind", "title", "url", "publisher", "published_on", "retrieved_at", "language", "text"
+        columns,
+        data,
+        "kind",
+        "title",
+        "url",
+        "publisher",
+        "published_on",
+        "retrieved_at",
+        "language",
+        "text",
+        "licence",
+        "attribution",
     )
     patching.external_ids(columns, data)
     await patching.update_row(conn, "sources", record_id, columns)
