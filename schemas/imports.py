@@ -111,7 +111,9 @@ class AttributionLine(RequestBase, tag_field="type", tag="attribution", kw_only=
     attribution: str
 
 
-ImportLine = SourceLine | OrganisationLine | IncidentLine | StatementLine | ExportCompleteLine | AttributionLine
+ImportLine = (
+    SourceLine | OrganisationLine | IncidentLine | StatementLine | ExportCompleteLine | AttributionLine
+)
 """One line of an NDJSON import (and of an NDJSON export)."""
 
 

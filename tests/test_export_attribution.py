@@ -109,6 +109,8 @@ def test_cli_export_reports_the_records_written(
         if fmt == "csv":
             written = int(output.read_text().splitlines()[-1].split()[2])
         assert written
-        assert err.splitlines()[-1].startswith(f"export incidents: {written:,} records written to {output} in ")
+        assert err.splitlines()[-1].startswith(
+            f"export incidents: {written:,} records written to {output} in "
+        )
     assert cli.main(["-q", "export", "incidents", "-o", str(tmp_path / "quiet.ndjson")]) == 0
     assert "records written" not in capsys.readouterr().err
