@@ -112,8 +112,11 @@ async def test_ndjson_lines_are_import_envelopes(client: httpx.AsyncClient) -> N
 
 
 def _without_trailer(text: str) -> tuple[str, str]:
-    """A CSV export without its last line (``# export_complete: N records``), and that line."""
+    """A CSV export without its last line (``# export_complete: N records``) and the attribution
+    lines above its header (``# attribution: …``), and that last line."""
     body, _, trailer = text.removesuffix("\r\n").rpartition("\r\n")
+    while body.startswith("# attribution: "):
+        body = body.split("\r\n", 1)[1]
     return body + "\r\n", trailer
 
 
@@ -320,7 +323,7 @@ async def test_filters_and_unknown_parameters(
         client, "incidents", type="violence_against_civilians", occurred_after="2010-01-01"
     )
     *lines, trailer = response.content.splitlines()
-    records = [json.loads(line)["record"] for line in lines]
+    records = [json.loads(line)["record"] for line in lines if not line.startswith(b'{"type":"attribution"')]
     assert json.loads(trailer) == {"type": "export_complete", "count": len(records)}
     expected = await with_ucdp.fetchval(
         "SELECT count(*) FROM incidents WHERE type = 'violence_against_civilians' AND occurred_start >= '2010-01-01'"
@@ -329,7 +332,9 @@ async def test_filters_and_unknown_parameters(
     assert all(r["type"] == "violence_against_civilians" for r in records)
 
     empty = await _export(client, "incidents", country="ZZ")
-    assert empty.content == b'{"type":"export_complete","count":0}\n'  # nothing, completely
+    # nothing, completely (after the attribution of the licensed sources)
+    assert empty.content.splitlines()[-1] == b'{"type":"export_complete","count":0}'
+    assert all(line.startswith(b'{"type":"attribution"') for line in empty.content.splitlines()[:-1])
 
     for params in ({"bogus": "1"}, {"format": "xml"}, {"country": "Pakistan"}, {"country": ""}):
         bad = await client.get("/v1/exports/incidents", params=params)
