@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from secevents.server import db  # noqa: E402
 from secevents.server.exports import formats  # noqa: E402
-from secevents.server.importers import collector_paused, ndjson, ucdp  # noqa: E402
+from secevents.server.http import auth  # noqa: E402
+from secevents.server.importers import collector_paused, ndjson, seed, ucdp  # noqa: E402
+from secevents.server.importers.progress import Phases  # noqa: E402
 from secevents.server.resources.incidents.filters import IncidentFilters  # noqa: E402
 
 UCDP_FILES = [
@@ -127,35 +132,44 @@ def generate_ndjson(path: Path, rows: int) -> None:
 MODES = {False: "online", True: "exclusive"}
 
 
-async def run_import(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, records) of importing ``path`` as ``secevents import`` does
-    (cycle collector paused): run in a process of its own."""
+async def run_import(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int, str]:
+    """(seconds, peak RSS in MB, records, phases) of importing ``path`` as ``secevents import``
+    does (cycle collector paused): run in a process of its own."""
     conn = await connect(url)
+    phases = Phases()
     try:
         started = time.perf_counter()
         with collector_paused():
             if kind == "ucdp":
-                records = (await ucdp.import_file(conn, path, exclusive=exclusive)).rows_read
+                records = (await ucdp.import_file(conn, path, exclusive=exclusive, phases=phases)).rows_read
             else:
                 with path.open("rb") as f:
                     result = await ndjson.import_lines(
-                        conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive
+                        conn, ndjson.file_chunks(f), actor="bench", exclusive=exclusive, phases=phases
                     )
                 records = sum(result.created.values())
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()
-    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, records
+    spent = ",".join(f"{p.name}={p.seconds:.2f}" for p in phases.done)
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, records, spent
 
 
-def import_in_child(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int]:
+def import_in_child(url: str, kind: str, path: Path, exclusive: bool) -> tuple[float, float, int, str]:
     out = run_child(f"b.run_import({url!r}, {kind!r}, b.Path({str(path)!r}), {exclusive!r})")
-    return float(out[0]), float(out[1]), int(out[2])
+    return float(out[0]), float(out[1]), int(out[2]), out[3]
 
 
-def import_row(label: str, exclusive: bool, measured: tuple[float, float, int]) -> str:
-    elapsed, rss, records = measured
-    return f"| {label} | {MODES[exclusive]} | {records:,} | {elapsed:.2f} s | {records / elapsed:,.0f} | {rss:,.0f} MB |"
+def phase_text(spent: str) -> str:
+    return ", ".join(f"{name} {seconds} s" for name, seconds in (p.split("=") for p in spent.split(",")))
+
+
+def import_row(label: str, exclusive: bool, measured: tuple[float, float, int, str]) -> str:
+    elapsed, rss, records, spent = measured
+    return (
+        f"| {label} | {MODES[exclusive]} | {records:,} | {elapsed:.2f} s | {records / elapsed:,.0f} "
+        f"| {rss:,.0f} MB | {phase_text(spent)} |"
+    )
 
 
 async def bench_ucdp(server: str, files: list[Path]) -> tuple[list[str], str]:
@@ -229,6 +243,164 @@ async def bench_ceiling(label: str, url: str) -> str:
     )
 
 
+async def bare_insert_seconds(url: str) -> tuple[int, float]:
+    """(incidents, seconds) of a bare ``INSERT … SELECT`` of the incidents of ``url`` into a copy
+    of ``incidents`` with its indexes: the ceiling an import's speed is measured against."""
+    conn = await connect(url)
+    try:
+        await conn.execute(CREATE_BARE)
+        started = time.perf_counter()
+        count = int((await conn.execute(BARE_INSERT)).split()[-1])
+        seconds = time.perf_counter() - started
+        await conn.execute("DROP TABLE bare_incidents")
+    finally:
+        await conn.close()
+    return count, seconds
+
+
+def ratio_row(label: str, measured: tuple[float, float, int, str], bare: tuple[int, float]) -> str:
+    """Import speed against the ceiling, in incidents per second."""
+    elapsed, _, _, spent = measured
+    incidents, bare_seconds = bare
+    return (
+        f"| {label} | {incidents:,} | {elapsed:.2f} s | {bare_seconds:.2f} s "
+        f"| **{bare_seconds / elapsed:.2f}** | {phase_text(spent)} |"
+    )
+
+
+async def export_all_to(url: str, path: Path) -> float:
+    """Seconds of writing what `secevents export all` writes (every resource, NDJSON) to ``path``."""
+    conn = await connect(url)
+    started = time.perf_counter()
+    try:
+        with path.open("wb") as out:
+            for resource in ("sources", "organisations", "incidents", "statements"):
+                async for chunk in formats.export(conn, resource, "ndjson", None):
+                    out.write(chunk)
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def bench_round_trip(server: str, workdir: Path) -> tuple[list[str], list[str]]:
+    """The sample dataset plus UCDP Pakistan (6,502 records): UCDP import, `export all`, NDJSON
+    import into an empty database, import of the same file again (all unchanged); each import
+    against a bare insert of its incidents in the same run."""
+    source = await fresh_database(server)
+    conn = await connect(source)
+    try:
+        await seed.load(conn)
+    finally:
+        await conn.close()
+    ucdp_import = await asyncio.to_thread(import_in_child, source, "ucdp", UCDP_FILES[0], False)
+    backup = workdir / "backup.ndjson"
+    exported = await export_all_to(source, backup)
+    records = sum(1 for line in backup.open("rb") if b'"record":' in line)
+    target = await fresh_database(server)
+    restore = await asyncio.to_thread(import_in_child, target, "ndjson", backup, False)
+    again = await asyncio.to_thread(import_in_child, target, "ndjson", backup, False)
+    ratios = [
+        ratio_row(f"UCDP `{UCDP_FILES[0].name}`", ucdp_import, await bare_insert_seconds(source)),
+        ratio_row("NDJSON round trip (empty database)", restore, await bare_insert_seconds(target)),
+    ]
+    trip = [
+        f"| `export all` | {records:,} | {exported:.2f} s |",
+        f"| `import ndjson` into an empty database | {records:,} | {restore[0]:.2f} s |",
+        f"| **export + import** | {records:,} | **{exported + restore[0]:.2f} s** |",
+        f"| `import ndjson` again (all unchanged) | {records:,} | {again[0]:.2f} s |",
+    ]
+    return ratios, trip
+
+
+async def post_sources(
+    base: str, key: str, stop: asyncio.Event, latencies: list[float], failures: list[int]
+) -> None:
+    """POST a source every 100 ms until ``stop``; each answer's latency, and the statuses that
+    were not 201."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/sources",
+                json={"kind": "report", "title": f"written during the import {n}"},
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())},
+            )
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                failures.append(response.status_code)
+            await asyncio.sleep(0.1)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bench_writes_during_import(server: str, path: Path, rows: int) -> str:
+    """API writes (a server process of its own) while the generated NDJSON file is imported:
+    latency of each POST before and during the import, and any that failed."""
+    url = await fresh_database(server)
+    conn = await connect(url)
+    try:
+        await seed.load(conn)
+        key = (await auth.create_key(conn, name="bench-writes", scopes=["write"])).key
+    finally:
+        await conn.close()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECEVENTS_PORT": str(port),
+        "SECEVENTS_RATE_LIMIT_WINDOW_SECONDS": "0",
+    }
+    server_process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secevents.server.cli.main", "serve", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            while True:
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+        idle: list[float] = []
+        during: list[float] = []
+        failures: list[int] = []
+        stop = asyncio.Event()
+        writer = asyncio.create_task(post_sources(base, key, stop, idle, failures))
+        await asyncio.sleep(5)
+        stop.set()
+        await writer
+        stop = asyncio.Event()
+        writer = asyncio.create_task(post_sources(base, key, stop, during, failures))
+        imported = await asyncio.to_thread(import_in_child, url, "ndjson", path, False)
+        stop.set()
+        await writer
+    finally:
+        server_process.terminate()
+        await server_process.wait()
+    ms = 1000
+    return (
+        f"| {rows:,} incidents | {imported[0]:.1f} s | {len(idle)} / {len(during)} "
+        f"| {percentile(idle, 0.5) * ms:.0f} / {percentile(idle, 0.99) * ms:.0f} ms "
+        f"| {percentile(during, 0.5) * ms:.0f} / {percentile(during, 0.99) * ms:.0f} / {max(during) * ms:.0f} ms "
+        f"| {len(failures)} |"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def run_child(call: str) -> list[str]:
     """Run ``asyncio.run(b.<call>)`` in a new Python process (``b`` is this module) and return
     the words it prints: each measurement gets a process, and a peak RSS, of its own."""
@@ -268,12 +440,26 @@ async def main() -> None:
     parser.add_argument("--url", help="maintenance URL of a PostgreSQL server (default: embedded)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--ucdp", type=Path, nargs="*", default=[], help="more UCDP GED CSV files")
+    parser.add_argument(
+        "--round-trip",
+        action="store_true",
+        help="only the 6,502-record round trip, the speed against the bare-insert ceiling and API "
+        f"writes during an import of --rows incidents → {ROUND_TRIP_RESULTS.relative_to(ROOT)}",
+    )
     args = parser.parse_args()
     embedded = None
     server = args.url
     if server is None:
         embedded = db.EmbeddedPostgres(Path("/tmp/secevents-bench-pg"))
         server = await asyncio.to_thread(embedded.start)
+    if args.round_trip:
+        try:
+            await round_trip_report(server, args)
+        finally:
+            await drop_databases(server)
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+        return
     try:
         import_rows, ucdp_url = await bench_ucdp(server, [*UCDP_FILES, *args.ucdp])
         with tempfile.TemporaryDirectory() as workdir:
@@ -308,8 +494,8 @@ async def main() -> None:
             "Online: the tables stay readable and writable throughout. Exclusive (`--exclusive`): the",
             "incident tables are locked while writing, their indexes and foreign keys rebuilt after.",
             "",
-            "| input | mode | records | time | records/s | peak RSS |",
-            "|---|---|---:|---:|---:|---:|",
+            "| input | mode | records | time | records/s | peak RSS | phases |",
+            "|---|---|---:|---:|---:|---:|---|",
             *import_rows,
             "",
             "## Ceiling: PostgreSQL's own work per incident row, on the imported rows",
@@ -333,6 +519,59 @@ async def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report, encoding="utf-8")
     print(report)
+
+
+ROUND_TRIP_RESULTS = ROOT / "bench" / "results" / "import_round_trip.md"
+
+
+async def round_trip_report(server: str, args: argparse.Namespace) -> None:
+    """One section of ROUND_TRIP_RESULTS per PostgreSQL (a rerun replaces its own section)."""
+    conn = await asyncpg.connect(server)
+    try:
+        version = (await conn.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await conn.close()
+    label = f"PostgreSQL {version} ({'embedded' if args.url is None else 'at --url'})"
+    with tempfile.TemporaryDirectory() as workdir:
+        ratios, trip = await bench_round_trip(server, Path(workdir))
+        generated = Path(workdir) / "generated.ndjson"
+        generate_ndjson(generated, args.rows)
+        writes = await bench_writes_during_import(server, generated, args.rows)
+    section = "\n".join(
+        [
+            f"## {label}",
+            "",
+            f"`python bench/import_export.py --round-trip --rows {args.rows}"
+            f"{'' if args.url is None else ' --url …'}` — {time.strftime('%Y-%m-%d %H:%M')}, 2 cores shared "
+            "with the database and other jobs.",
+            "",
+            "Round trip of the sample dataset plus UCDP Pakistan (`export all`, then `import ndjson`):",
+            "",
+            "| step | records | time |",
+            "|---|---:|---:|",
+            *trip,
+            "",
+            "Import speed against the ceiling measured in the same run (a bare `INSERT … SELECT` of the",
+            "same incidents into a copy of `incidents` with its indexes); ratio = bare time ÷ import time:",
+            "",
+            "| import | incidents | import | bare insert | ratio | phases |",
+            "|---|---:|---:|---:|---:|---|",
+            *ratios,
+            "",
+            "API writes (`POST /v1/sources` every 100 ms, a server process of its own) before and during",
+            "an NDJSON import of generated incidents into the same database:",
+            "",
+            "| import | import time | writes idle / during | idle p50 / p99 | during p50 / p99 / max | failed |",
+            "|---|---:|---:|---:|---:|---:|",
+            writes,
+            "",
+        ]
+    )
+    old = ROUND_TRIP_RESULTS.read_text(encoding="utf-8") if ROUND_TRIP_RESULTS.exists() else ""
+    kept = "".join(f"\n## {part.rstrip()}\n" for part in old.split("\n## ")[1:] if not part.startswith(label))
+    header = "# Import round trip, speed against the ceiling, API writes during an import\n"
+    ROUND_TRIP_RESULTS.write_text(f"{header}{kept}\n{section}", encoding="utf-8")
+    print(section)
 
 
 if __name__ == "__main__":
