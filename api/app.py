@@ -131,9 +131,16 @@ def create_app(settings: Settings) -> Litestar:
                     # Reads go to the replicas in rotation; a task checks their lag meanwhile.
                     replicas = app.state.replicas = await Replicas.open(pool, settings.database)
                     hub.replicas = replicas
-                async with delivering(pool, settings.webhooks) as sender:
-                    app.state.webhook_sender = sender
-                    yield
+                async with delivering(pool, settings.webhooks) as deliveries:
+                    app.state.webhook_sender = deliveries.sender
+                    app.state.webhook_worker = deliveries.worker
+                    if deliveries.worker is None:
+                        yield
+                    else:
+                        # Every commit to the feed wakes the worker at once; its poll stays for
+                        # the retries that fall due (and a notification lost while reconnecting).
+                        with hub.listener.calling(deliveries.worker.wake):
+                            yield
             finally:
                 await hub.close()
                 if replicas is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from litestar.testing import AsyncTestClient
 
 from secevents import AsyncClient
 from secevents.server.app import create_app
+from secevents.server.changes.push import ChangeHub
 from tests.conftest import make_settings
 from tests.support import until
 from tests.test_changes import INSERT_REVISION, assert_per_record_commit_order, read_all
@@ -53,7 +55,9 @@ async def test_long_poll_answers_when_a_change_commits_and_holds_no_connection_m
         _, cursor = await read_all(client)
         waiting = asyncio.create_task(client.get("/v1/changes", params={"after": cursor, "wait": "60"}))
         hub = app.state.changes
-        await until(lambda: hub.waiting == 1 and hub.listener.connected.is_set())
+        # Once the listener is in place (its connecting wakes everyone to read again) and no read
+        # is under way, nothing should hold a pooled connection.
+        await until(lambda: hub.waiting == 1 and hub.listener.connected.is_set() and not hub.reading)
         pool: asyncpg.Pool = app.state.pool
         assert pool.get_idle_size() == pool.get_size()  # the waiting request holds none of them
         assert not waiting.done()
@@ -165,6 +169,65 @@ async def test_stream_resumes_after_last_event_id(database_url: str, conn: async
         bad = await client.get("/v1/changes/stream", headers={"Last-Event-ID": "A" * 40})
         assert bad.status_code == 400
         assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_streams_at_one_cursor_share_one_reader_and_each_gets_every_change_in_order(
+    app: Litestar, conn: asyncpg.Connection
+) -> None:
+    """200 streams at one cursor wait as one group with one reader (a commit wakes that reader,
+    not 200 streams); 3 more start further back and read on their own first. When changes
+    commit — one alone, then two in one transaction — every stream gets each change it has
+    not seen once, in feed order, each event's id the cursor right after it."""
+    caught_up_streams, behind_streams = 200, 3
+    async with served(app) as client:
+        hub: ChangeHub = app.state.changes
+        known = await hub.feed_state()
+        _, older = await read_all(client)
+        for _ in range(2):
+            await _write_revision(conn)
+        _, cursor = await read_all(client)
+        received: list[list[tuple[int, str]]] = []
+
+        async def follow(after: str, count: int) -> list[tuple[int, str]]:
+            got: list[tuple[int, str]] = []
+            received.append(got)
+            async with contextlib.aclosing(hub.events(known.resolve(after), None, known.codec)) as events:
+                async for message in events:
+                    if message.event == "change":
+                        assert isinstance(message.data, bytes) and message.id is not None
+                        got.append((json.loads(message.data)["seq"], message.id))
+                        if len(got) == count:
+                            return got
+            raise AssertionError("the stream ended")
+
+        caught_up = [asyncio.create_task(follow(cursor, 3)) for _ in range(caught_up_streams)]
+        behind = [asyncio.create_task(follow(older, 5)) for _ in range(behind_streams)]
+        # Everyone waits: the streams behind have read what they lacked (and may have joined
+        # the others' group, their cursor being the same), the rest never had anything to read.
+        await until(
+            lambda: (
+                hub.streams == caught_up_streams + behind_streams
+                and all(len(got) == 2 for got in received[caught_up_streams:])
+                and hub.readers <= 2
+            )
+        )
+        assert hub.readers >= 1
+        await _write_revision(conn)
+        async with conn.transaction():
+            await _write_revision(conn)
+            await _write_revision(conn)
+        results = await asyncio.gather(*caught_up, *behind)
+        feed, _ = await read_all(client, older)
+        expected = [c["seq"] for c in feed]
+        # Each event's id resumes right after it (ids differ with the batches the reads saw).
+        for got in {tuple(got) for got in results}:
+            for n, (_, event_id) in enumerate(got):
+                rest, _ = await read_all(client, event_id)
+                assert [c["seq"] for c in rest] == [seq for seq, _ in got[n + 1 :]]
+    assert len(expected) == 5
+    assert all([seq for seq, _ in got] == expected[2:] for got in results[:caught_up_streams])
+    assert all([seq for seq, _ in got] == expected for got in results[caught_up_streams:])
+    assert hub.streams == 0 and hub.readers == 0
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,7 @@ from secevents.schemas.webhooks import WebhookCreate, WebhookPatch
 from secevents.server.settings import Settings, WebhookSettings
 from secevents.server.webhooks import addresses
 from tests.receivers import Receiver, receiver, unused_url
-from tests.support import assert_problem, serve, until
+from tests.support import assert_problem, create_test_app, serve, until
 from tests.writing import Keys, incident_body, live_server, make_keys
 
 # Compressed: 4 retries a few tens of milliseconds apart, then the endpoint is disabled.
@@ -150,6 +150,30 @@ async def test_every_change_arrives_in_order_and_signed_after_failures(
     assert state["attempts"] == 0
     assert state["last_delivered_at"] is not None
     assert "secret" not in state
+
+
+async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_poll(
+    settings: Settings, conn: asyncpg.Connection, keys: Keys
+) -> None:
+    """The change listener wakes the worker: with a poll every hour, a change committed while
+    the worker sleeps is delivered all the same (the test's timeout is far below the hour)."""
+    app = create_test_app(with_webhooks(settings, dataclasses.replace(FAST, poll_interval=3600)))
+    with receiver() as hook:
+        async with (
+            app.lifespan(),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://hooks.local"
+            ) as client,
+        ):
+            endpoint = await create_webhook(client, keys, hook.url)
+            worker = app.state.webhook_worker
+            # Asleep until the hour is up or something wakes it, with nothing left to do.
+            await until(lambda: worker.idle and app.state.changes.listener.connected.is_set())
+            (incident,) = await write_incidents(client, conn, keys, 1)
+            await until(lambda: hook.accepted)
+    (message,) = verified(hook, endpoint["secret"])
+    assert message["data"]["id"] == incident["id"]
+    assert message["type"] == "incident.created"
 
 
 async def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 
 import asyncpg
 
@@ -40,18 +41,37 @@ class ChangeListener:
         self.connected = asyncio.Event()
         """Set while the ``LISTEN`` is in place (tests wait for it)."""
         self.notifications = 0
+        self._callbacks: list[Callable[[], None]] = []
 
     def signal(self) -> asyncio.Event:
         """An event set by the next commit that stores revisions (or by a reconnection). Take
         it before reading the feed, wait on it after an empty read."""
+        self._start()
+        return self._event
+
+    @contextlib.contextmanager
+    def calling(self, callback: Callable[[], None]) -> Iterator[None]:
+        """While inside, ``callback()`` runs at every wake-up (a commit, a reconnection), right
+        in the notification's callback: it must only schedule work, never block. For a
+        component of a layer above this one that needs no event of its own (the webhook
+        worker); starts the listener."""
+        self._start()
+        self._callbacks.append(callback)
+        try:
+            yield
+        finally:
+            self._callbacks.remove(callback)
+
+    def _start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="secevents-change-listener")
-        return self._event
 
     def wake(self) -> None:
         """Wake every current waiter; later ones get a fresh event."""
         event, self._event = self._event, asyncio.Event()
         event.set()
+        for callback in list(self._callbacks):
+            callback()
 
     def _on_notification(self, *_: object) -> None:
         self.notifications += 1

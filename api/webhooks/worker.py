@@ -11,10 +11,11 @@ the configured schedule, with jitter, and when the schedule runs out the endpoin
 with the reason, its cursor still before the change that failed (re-enabling retries it).
 All of it lives in the endpoint's row: a restart loses nothing.
 
-The worker looks for due endpoints when woken (:meth:`DeliveryWorker.wake`: a new change, a
-delivery slot freed) or every ``poll_interval`` seconds. Endpoints that had nothing to deliver
-are remembered with the feed's head at that moment and skipped until the head moves, so an
-idle round costs one query however many endpoints exist.
+The worker looks for due endpoints when woken (:meth:`DeliveryWorker.wake`: a new change, as the
+app wires the change listener to it; a delivery slot freed) and every ``poll_interval`` seconds,
+which finds the retries that fell due (and changes whose notification was lost). Endpoints that
+had nothing to deliver are remembered with the feed's head at that moment and skipped until the
+head moves, so an idle round costs one query however many endpoints exist.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -54,6 +56,12 @@ class DeliveryWorker:
         self._idle: dict[UUID, str] = {}
         self._tokens: Counter[UUID] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sleeping = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight, and waiting for a wake-up or the poll with none pending."""
+        return self._sleeping and not self._wake.is_set() and not self._tasks
 
     def wake(self) -> None:
         """Look for due deliveries now (a change was committed, a slot freed)."""
@@ -68,8 +76,12 @@ class DeliveryWorker:
                 log.warning("webhook worker: database unavailable, retrying: %r", exc)
                 claimed = 0
             if claimed == 0 or len(self._tasks) >= self._settings.concurrency:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                self._sleeping = True
+                try:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                finally:
+                    self._sleeping = False
 
     async def stop(self) -> None:
         """Cancel what is in flight and hand the leases back, so that another process (or this
@@ -233,15 +245,23 @@ class _Turn:
         await self.worker._pool.execute(queries.RELEASE, self.id, self.token, self.cursor)
 
 
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    sender: Sender
+    """What ``POST /v1/webhooks/{id}/test`` sends with."""
+    worker: DeliveryWorker | None
+    """The worker running beside the API (None when ``SECEVENTS_WEBHOOK_WORKER`` is off)."""
+
+
 @asynccontextmanager
-async def delivering(pool: asyncpg.Pool, settings: WebhookSettings) -> AsyncIterator[Sender]:
-    """For the server's lifespan: the :class:`Sender` (``POST /v1/webhooks/{id}/test`` uses it)
-    and, when ``settings.worker`` is on, the delivery worker running beside the API."""
+async def delivering(pool: asyncpg.Pool, settings: WebhookSettings) -> AsyncIterator[Deliveries]:
+    """For the server's lifespan: the :class:`Sender` and, when ``settings.worker`` is on, the
+    delivery worker running beside the API."""
     sender = Sender(allow_private=settings.allow_private, timeout=settings.timeout)
     worker = DeliveryWorker(pool, sender, settings) if settings.worker else None
     task = asyncio.create_task(worker.run(), name="webhook-deliveries") if worker else None
     try:
-        yield sender
+        yield Deliveries(sender, worker)
     finally:
         if task is not None and worker is not None:
             task.cancel()
