@@ -9,8 +9,8 @@
 - Delivery latency: a writer commits one revision every 20 ms; from the moment its commit
   returns to the moment the event arrives on each of 10 probe streams: p50, p99, max. Once with
   the probes alone, once with the N idle streams open too (those subscribe to another record
-  type: every commit wakes them and they read the feed — one read shared by all of them, as
-  they stand at the same cursor — and send nothing).
+  type and stand at the same cursor: they wait as one group, whose one reader every commit wakes
+  to read the feed; the streams themselves are not woken and send nothing).
 
 Each run uses a database of its own on the server (``--url``, default an embedded PostgreSQL in
 /tmp/secevents-bench-pg). The client runs in this process, on the same machine.
@@ -232,7 +232,7 @@ async def run(server_url: str, streams: int, commits: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
         f"| before | {before[0]:.0f} MB | {before[1]} | {before[2]['total']} | {before[2]['busy']} | {before[2]['listening']} |",
         f"| {streams:,} idle streams | {after[0]:.0f} MB | {after[1]} | {after[2]['total']} | {after[2]['busy']} | {after[2]['listening']} |",
-        f"| same, after {commits} commits woke them all | | | {held['total']} | {held['busy']} | {held['listening']} |",
+        f"| same, after {commits} commits | | | {held['total']} | {held['busy']} | {held['listening']} |",
         "",
         f"Per stream: {(after[0] - before[0]) * 1024 / streams:.0f} kB, "
         f"{(after[1] - before[1]) / streams:.2f} file descriptors, no database connection.",

@@ -222,10 +222,11 @@ def section(rows: list[tuple[float, tuple[list[float], list[float]]]], changes: 
             )
     lines += [
         "",
-        "Here the worker finds new changes by polling (`SECEVENTS_WEBHOOK_POLL_INTERVAL`), so "
-        "a change waits on average half the interval; the rest is the claim, the feed read, "
-        "signing, the HTTP round trip and the state update, on a 2-core machine shared with "
-        "PostgreSQL, the writer and the receiver.",
+        "The change listener wakes the worker at every commit, so the poll interval "
+        "(`SECEVENTS_WEBHOOK_POLL_INTERVAL`, now only for retries and lost notifications) hardly "
+        "matters; what remains is the notification, the claim, the feed read, signing, the HTTP "
+        "round trip and the state update, on a 2-core machine shared with PostgreSQL, the writer "
+        "and the receiver.",
         END,
     ]
     return "\n".join(lines) + "\n"

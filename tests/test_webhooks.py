@@ -171,9 +171,9 @@ async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_p
             await until(lambda: worker.idle and app.state.changes.listener.connected.is_set())
             (incident,) = await write_incidents(client, conn, keys, 1)
             await until(lambda: hook.accepted)
-    (message,) = verified(hook, endpoint["secret"])
-    assert message["data"]["id"] == incident["id"]
-    assert message["type"] == "incident.created"
+    # At least once: a slow answer may bring the same message again, never another one.
+    messages = verified(hook, endpoint["secret"])
+    assert {(m["type"], m["data"]["id"]) for m in messages} == {("incident.created", incident["id"])}
 
 
 async def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason(
