@@ -66,7 +66,10 @@ class ImportController(Controller):
             "the read shape (ignored), so `GET /v1/exports/{resource}?format=ndjson` output imports "
             'as is; its last line, `{"type": "export_complete", "count": N}`, is checked (a count '
             "that differs from the records before it is an error: the file is incomplete). "
-            "Records may refer to each other in any order. All or nothing: any problem is a "
+            "Records may refer to each other in any order. A record whose id is stored is applied by "
+            "`version`: newer updates it, the same version leaves it as it is, older is skipped and "
+            "listed in `skipped_records` (a line without `version` for a stored record is an error). "
+            '`{"type": "attribution", …}` lines of an export are skipped. All or nothing: any problem is a '
             "422 whose `errors` name the line (`line 3: citations[0].source_id`). Needs the `admin` scope."
         ),
         status_code=200,
@@ -74,7 +77,9 @@ class ImportController(Controller):
         security=WRITE_SECURITY,
         request_max_body_size=None,  # streamed; limited by SECEVENTS_MAX_IMPORT_BYTES below
         responses={
-            200: ResponseSpec(ImportResult, description="Everything was imported"),
+            200: ResponseSpec(
+                ImportResult, description="Imported: what was created, updated, unchanged, skipped"
+            ),
             401: problem("No API key"),
             403: problem("The key lacks the `admin` scope"),
             413: problem("The body is larger than the server accepts"),
