@@ -21,12 +21,18 @@ from secevents.server.changes.push import ChangeHub
 from secevents.server.exports.controller import export_router
 from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rate_limiter, provide_principal
 from secevents.server.http.bodies import decode_body
+from secevents.server.http.compression import CompressionMiddleware
 from secevents.server.http.consistency import ReadRoutingMiddleware
 from secevents.server.http.dependencies import provide_connection, provide_settings
 from secevents.server.http.deprecation import announce_deprecations
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
-from secevents.server.http.middleware import LastResortMiddleware, OptionsAllowMiddleware, RequestIdMiddleware
+from secevents.server.http.middleware import (
+    HeadMiddleware,
+    LastResortMiddleware,
+    OptionsAllowMiddleware,
+    RequestIdMiddleware,
+)
 from secevents.server.http.msgpack import MsgpackMiddleware
 from secevents.server.http.observability import (
     AccessLogMiddleware,
@@ -200,8 +206,9 @@ def _harden(app: Litestar, settings: Settings) -> None:
     """Metrics, and the middleware that must see every request — unknown paths and requests
     refused before routing included — so it wraps Litestar's whole handler (router and
     exception handling), not each route as ``middleware=[...]`` would. Outermost first: the
-    request id, then the access log and metrics (which see the final status), the security
-    headers, a problem+json 500 for anything that escapes the rest, the limits."""
+    request id, then the access log and metrics (which see the final status and the bytes sent),
+    HEAD as GET without the body, compression (outside the MessagePack re-encoding), the
+    security headers, a problem+json 500 for anything that escapes the rest, the limits."""
     metrics = Metrics() if settings.api.metrics_enabled else None
     if metrics is not None:
         app.state.metrics = metrics
@@ -209,12 +216,16 @@ def _harden(app: Litestar, settings: Settings) -> None:
         app.on_shutdown.append(metrics.worker_exited)
     app.asgi_handler = RequestIdMiddleware(
         AccessLogMiddleware(
-            SecurityHeadersMiddleware(
-                LastResortMiddleware(
-                    RequestLimitsMiddleware(
-                        OptionsAllowMiddleware(app.asgi_handler, app),
-                        settings.api,
-                        rollback_timeout=settings.database.rollback_timeout,
+            HeadMiddleware(
+                CompressionMiddleware(
+                    SecurityHeadersMiddleware(
+                        LastResortMiddleware(
+                            RequestLimitsMiddleware(
+                                OptionsAllowMiddleware(app.asgi_handler, app),
+                                settings.api,
+                                rollback_timeout=settings.database.rollback_timeout,
+                            )
+                        )
                     )
                 )
             ),

@@ -181,7 +181,8 @@ async def test_a_patch_that_changes_nothing_makes_no_version(
     response = await _patch(client, keys, path, same)
     assert response.status_code == 200, response.text
     assert response.content == current.content
-    assert response.headers["etag"] == current.headers["etag"]
+    # The same version's tag (the compressed read's is weak: W/, compared weakly).
+    assert response.headers["etag"] == current.headers["etag"].removeprefix("W/")
     assert (
         await conn.fetchval("SELECT count(*) FROM revisions WHERE record_id = $1", uuid.UUID(incident["id"]))
         == 1

@@ -3,6 +3,7 @@ for whatever escapes every other handler."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.routes import HTTPRoute
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from secevents.server.http.errors import http_problem_code
 from secevents.server.http.limits import problem_message
@@ -70,7 +71,7 @@ class OptionsAllowMiddleware:
     def _allow_for(self, handler: object) -> bytes | None:
         if self._allow is None:  # routes are final once the app serves
             self._allow = {
-                id(route_handler): ", ".join(sorted(route.methods)).encode()
+                id(route_handler): ", ".join(sorted(_with_head(route.methods))).encode()
                 for route in self._litestar_app.routes
                 if isinstance(route, HTTPRoute)
                 for route_handler in route.route_handlers
@@ -92,6 +93,12 @@ class OptionsAllowMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_allow)
+
+
+def _with_head(methods: Iterable[str]) -> set[str]:
+    """A path's methods, ``HEAD`` included where ``GET`` is (:class:`HeadMiddleware`)."""
+    found = set(methods)
+    return found | {"HEAD"} if "GET" in found else found
 
 
 class LastResortMiddleware:
@@ -174,3 +181,49 @@ async def _send_problem(scope: Scope, send: Send, start: Any, text: bytes) -> No
     ]
     for message in problem_message(scope, status=status, code=code, title=title, detail=detail, headers=kept):
         await send(message)
+
+
+class HeadMiddleware:
+    """``HEAD`` wherever ``GET`` is (RFC 9110 §9.3.2): the request runs as a ``GET`` and its
+    answer goes out with the same status and headers (``Content-Length``, ``ETag``,
+    ``Content-Encoding``… as a ``GET`` gets them) and no body.
+
+    A streamed body (an export) is not generated to the end for nothing: once its head is out,
+    the handler is told the client has gone (``http.disconnect``), which stops the stream and
+    frees what it holds, as for any client that leaves.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        done = asyncio.Event()
+
+        async def send_head_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not done.is_set():
+                done.set()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def receive_until_answered() -> ReceiveMessage:
+            if done.is_set():
+                return {"type": "http.disconnect"}
+            received = asyncio.ensure_future(receive())
+            answered = asyncio.ensure_future(done.wait())
+            await asyncio.wait({received, answered}, return_when=asyncio.FIRST_COMPLETED)
+            answered.cancel()
+            if received.done():
+                return received.result()
+            received.cancel()
+            return {"type": "http.disconnect"}
+
+        # In place: the middleware outside (the access log) reads the route Litestar sets here.
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive_until_answered, send_head_only)
+        finally:
+            scope["method"] = "HEAD"
