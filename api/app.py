@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,7 +58,9 @@ from secevents.server.webhooks.worker import delivering
 
 log = logging.getLogger("secevents")
 
-API_VERSION = "1.0.0"
+# The package's version, one source: pyproject.toml, as installed (the SDK's `__version__` and
+# the spec's `info.version` say the same; tests/test_openapi.py checks).
+API_VERSION = importlib.metadata.version("secevents")
 DESCRIPTION = """\
 Structured security-event records — incidents, organisations and government statements, each
 tied to the sentence in the source that supports it.

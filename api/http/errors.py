@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import asyncpg
 import msgspec
@@ -185,14 +185,39 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
     )
 
 
-def _validation_errors(extra: Any) -> list[FieldError]:
+def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, Mapping):
                 key = str(item.get("key") or item.get("source") or "body")
-                errors.append(FieldError(field=key, message=str(item.get("message", "invalid value"))))
+                message = str(item.get("message", "invalid value"))
+                if message.startswith("Invalid enum value") and (choices := _parameter_choices(request, key)):
+                    message += f"; valid values: {', '.join(choices)}"
+                errors.append(FieldError(field=key, message=message))
     return errors
+
+
+def _parameter_choices(request: Request[Any, Any, Any], name: str) -> list[str]:
+    """The values a parameter's ``Literal`` type allows, from the signature of the handler or of
+    the dependency that declares it (the filters)."""
+    handler = request.scope["route_handler"]
+    signatures = [handler.parsed_fn_signature]
+    signatures += [provider.parsed_fn_signature for provider in handler.resolve_dependencies().values()]
+    for signature in signatures:
+        parameter = signature.parameters.get(name)
+        if parameter is not None:
+            return _literal_values(parameter.annotation)
+    return []
+
+
+def _literal_values(annotation: Any) -> list[str]:
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    for argument in get_args(annotation):
+        if values := _literal_values(argument):
+            return values
+    return []
 
 
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -203,7 +228,7 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
         log.error("HTTP %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
         return problem_response(request, status=status, code=code, title=title, headers=headers)
     if isinstance(exc, ValidationException):
-        errors = _validation_errors(exc.extra)
+        errors = _validation_errors(request, exc.extra)
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or exc.detail
         return problem_response(
             request,

@@ -60,6 +60,11 @@ RevisionCursor = Annotated[
 Version = Annotated[int, PathParameter(ge=1, le=INT4_MAX, description="A version number (1 = created)")]
 
 
+def with_article(noun: str) -> str:
+    """``a statement``, ``an incident``, ``an organisation``: the article the noun's sound takes."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _controller(record_type: RecordType, resource: str) -> type[Controller]:
     class RevisionController(Controller):
         path = f"/v1/{resource}/{{record_id:uuid}}/revisions"
@@ -68,7 +73,7 @@ def _controller(record_type: RecordType, resource: str) -> type[Controller]:
         @get(
             "/",
             operation_id=f"list_{record_type}_revisions",
-            summary=f"Revision history of a {record_type}",
+            summary=f"Revision history of {with_article(record_type)}",
             description="Every version, oldest first: the operation, when it was committed, the "
             "API key that wrote it (`api_key_id`, `actor`) and the full document.",
             responses={
@@ -89,7 +94,7 @@ def _controller(record_type: RecordType, resource: str) -> type[Controller]:
         @get(
             "/{version:int}",
             operation_id=f"get_{record_type}_revision",
-            summary=f"One version of a {record_type}",
+            summary=f"One version of {with_article(record_type)}",
             responses={
                 200: ResponseSpec(Revision, description="The revision"),
                 **PROBLEM_RESPONSES,

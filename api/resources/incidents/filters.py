@@ -81,7 +81,9 @@ Bbox = Annotated[
     str | None,
     QueryParameter(
         max_length=200,
-        pattern=f"^{_LONGITUDE},{_LATITUDE},{_LONGITUDE},{_LATITUDE}$",
+        # Documented, not validated here: `parse_bbox` checks it and says what is wrong in words
+        # (a pattern mismatch would answer with this regex).
+        schema_extra={"pattern": f"^{_LONGITUDE},{_LATITUDE},{_LONGITUDE},{_LATITUDE}$"},
         description="`west,south,east,north` in degrees (south ≤ north); west > east crosses the "
         "antimeridian",
     ),
