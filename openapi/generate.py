@@ -380,8 +380,17 @@ def parse_operation(
     if "requestBody" in raw:
         request_body = resolve(spec, raw["requestBody"])
         content = request_body.get("content", {})
-        media_type = "application/json" if "application/json" in content else sorted(content)[0]
-        schema = content[media_type].get("schema", {})
+        # The declared JSON; else the body's own type, listed beside `content` for generators
+        # that know only JSON and bytes (the NDJSON of imports, declared as octet-stream).
+        alternatives = request_body.get("x-alternative-media-types", {})
+        if "application/json" in content:
+            media_type, schema = "application/json", content["application/json"].get("schema", {})
+        elif alternatives:
+            media_type = sorted(alternatives)[0]
+            schema = alternatives[media_type].get("schema", {})
+        else:
+            media_type = sorted(content)[0]
+            schema = content[media_type].get("schema", {})
         if media_type in JSON_MEDIA_TYPES and "$ref" in schema:
             annotation = mapper.annotation(schema)
         else:

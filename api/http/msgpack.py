@@ -164,29 +164,43 @@ class _MsgpackSender:
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+ALTERNATIVE_MEDIA_TYPES = "x-alternative-media-types"
+"""Vendor extension of a request body: media types the server also accepts, with their schema,
+kept beside ``content`` so that client generators which know only JSON (openapi-python-client
+stops at any other type) are not blocked; openapi/compat.py counts them as accepted."""
+
+_MSGPACK_BODY_NOTE = (
+    " Also accepted as MessagePack (`Content-Type: application/msgpack`, the same schema; see "
+    "`x-alternative-media-types`)."
+)
+
+
 def add_msgpack_media_types(spec: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI post-processing: every JSON request body and JSON/problem response also offered
-    as ``application/msgpack`` with the same schema. Call it on the spec dict before serving or
-    committing it (see ``secevents.server.openapi.with_msgpack``)."""
+    """OpenAPI post-processing: every JSON response (documents and problems) also offered as
+    ``application/msgpack`` with the same schema; every JSON request body says it also takes
+    MessagePack, under :data:`ALTERNATIVE_MEDIA_TYPES` (JSON stays its one declared type). Call
+    it on the spec dict before serving or committing it (see ``secevents.server.openapi.with_formats``)."""
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
             body = operation.get("requestBody")
-            if isinstance(body, dict):
-                _offer_msgpack(body.get("content", {}), ("application/json",))
+            if isinstance(body, dict) and "application/json" in body.get("content", {}):
+                alternatives = body.setdefault(ALTERNATIVE_MEDIA_TYPES, {})
+                _offer_msgpack(alternatives, body["content"], ("application/json",))
+                body["description"] = (body.get("description") or "").rstrip() + _MSGPACK_BODY_NOTE
+                body["description"] = body["description"].lstrip()
             for response in operation.get("responses", {}).values():
                 if isinstance(response, dict):
-                    _offer_msgpack(
-                        response.get("content", {}), ("application/json", "application/problem+json")
-                    )
+                    content = response.get("content", {})
+                    _offer_msgpack(content, content, ("application/json", "application/problem+json"))
     return spec
 
 
-def _offer_msgpack(content: dict[str, Any], json_types: tuple[str, ...]) -> None:
+def _offer_msgpack(target: dict[str, Any], content: dict[str, Any], json_types: tuple[str, ...]) -> None:
     for json_type in json_types:
-        if json_type in content and MSGPACK not in content:
-            content[MSGPACK] = {
+        if json_type in content and MSGPACK not in target:
+            target[MSGPACK] = {
                 k: v for k, v in content[json_type].items() if k in ("schema", "example", "examples")
             }
             return
