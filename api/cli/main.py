@@ -16,18 +16,23 @@ from secevents.server.cli import errors
 from secevents.server.cli import export as export_cli
 from secevents.server.cli import keys as keys_cli
 from secevents.server.cli.serve import cmd_serve
+from secevents.server.http.observability import structured_formatter
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.cli")
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(verbosity: int, log_format: str = "text") -> None:
     """Quiet by default: the command's own messages (``secevents.*`` at INFO) and warnings of
-    the libraries it uses; ``-q`` only warnings and errors; ``-v`` everything, at DEBUG."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbosity > 0 else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    the libraries it uses; ``-q`` only warnings and errors; ``-v`` everything, at DEBUG. With
+    ``SECEVENTS_LOG_FORMAT=json`` every line is a JSON object (Alembic's and the embedded
+    PostgreSQL's too), as the server's are."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(structured_formatter("json"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbosity > 0 else logging.WARNING, handlers=[handler])
     logging.getLogger("secevents").setLevel(
         logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     )
@@ -132,11 +137,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_talk_options_first(sys.argv[1:] if argv is None else list(argv)))
-    _configure_logging(1 if args.verbose else -1 if args.quiet else 0)
+    verbosity = 1 if args.verbose else -1 if args.quiet else 0
     try:
         settings = Settings.from_env()
     except ValueError as exc:
+        _configure_logging(verbosity)
         return errors.report(errors.CliError(f"configuration: {exc}", errors.USAGE))
+    _configure_logging(verbosity, settings.api.log_format)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         return handler(args, settings)

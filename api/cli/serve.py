@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from secevents.server import db
 from secevents.server.cli.errors import CliError
+from secevents.server.http.observability import structured_formatter
 from secevents.server.settings import Settings
 
 log = logging.getLogger("secevents.cli")
@@ -176,7 +177,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             metrics_dir = tempfile.mkdtemp(prefix="secevents-metrics-")
             env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         log.info("serving on %s with %d worker(s)", address, workers)
-        _granian(host, port, workers, access_log=args.access_log, quiet=args.quiet).serve()
+        _granian(
+            host,
+            port,
+            workers,
+            access_log=args.access_log,
+            quiet=args.quiet,
+            log_format=settings.api.log_format,
+        ).serve()
     except Stopped as stopped:
         log.info("stopped by %s before serving", stopped)
     finally:
@@ -189,10 +197,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _granian(host: str, port: int, workers: int, *, access_log: bool, quiet: bool) -> Any:
+def _granian(host: str, port: int, workers: int, *, access_log: bool, quiet: bool, log_format: str) -> Any:
     from granian.constants import Interfaces
-    from granian.log import LogLevels
+    from granian.log import LOGGING_CONFIG, LogLevels
     from granian.server import Server
+
+    # granian's own lines ("Starting granian", its access log) through the app's formatter: one
+    # JSON object a line in JSON mode, like every other line the server writes.
+    formatter = {"()": structured_formatter, "renderer": log_format}
+    log_config = {**LOGGING_CONFIG, "formatters": {"generic": formatter, "access": formatter}}
 
     server = Server(
         "secevents.server.asgi:app_from_env",
@@ -203,6 +216,7 @@ def _granian(host: str, port: int, workers: int, *, access_log: bool, quiet: boo
         factory=True,
         log_access=access_log,
         log_level=LogLevels.warning if quiet else LogLevels.info,
+        log_dictconfig=log_config if log_format == "json" else None,
     )
 
     @server.on_startup

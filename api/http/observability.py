@@ -2,7 +2,9 @@
 
 Every request (matched routes, unknown paths and requests refused by :mod:`secevents.server.http.limits` alike)
 is logged once by :class:`AccessLogMiddleware` on the ``secevents.access`` logger as a JSON
-object: request id, API key id (never the key), method, route template, status and duration.
+object: request id, API key id (never the key), client address, method, route template,
+status, body bytes sent (after compression), user agent, time to the first byte and duration to
+the last one (a streamed export's whole stream).
 Every other log record goes through the same formatter, and lines logged while a request is
 handled carry its ``request_id`` (structlog context variables).
 
@@ -27,7 +29,15 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
 
 from secevents.server.http.errors import CONNECTION_ERRORS, ServiceUnavailable
 from secevents.server.replicas import Replicas
@@ -104,8 +114,9 @@ class Metrics:
         )
         self.latency = Histogram(
             "secevents_http_request_duration_seconds",
-            "Time from receiving a request to the end of its response, by route template.",
-            ["method", "route"],
+            "Time from receiving a request to the last byte of its response (a streamed export's "
+            "whole stream), by method, route template and status.",
+            ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -143,6 +154,15 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.response_bytes = Counter(
+            "secevents_http_response_body_bytes",
+            "Bytes of response bodies sent (after compression), by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        # CPU seconds, resident memory, open files… of this process (prometheus_client's
+        # collector; Linux). With several workers, those of the worker that answers the scrape.
+        ProcessCollector(registry=self.registry)
         self.db_errors = Counter(
             "secevents_db_errors",
             "Database errors met while answering requests, by kind (connection, timeout, "
@@ -174,6 +194,7 @@ class Metrics:
         # worker answers it, adds them up.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=registry)
         return generate_latest(registry)
 
     def worker_exited(self) -> None:
@@ -241,12 +262,14 @@ class AccessLogMiddleware:
         state = scope.setdefault("state", {})
         structlog.contextvars.bind_contextvars(request_id=state.get("request_id"))
         started = time.perf_counter()
-        status = 500  # what the client gets if the app fails before answering
+        response = _Response()
 
         async def send_and_watch(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                response.status = message["status"]
+                response.first_byte = time.perf_counter()
+            elif message["type"] == "http.response.body":
+                response.bytes += len(message.get("body", b""))
             await send(message)
 
         if self.metrics is not None:
@@ -254,33 +277,57 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         except asyncio.CancelledError:
-            status = 499  # the client went away (nginx's convention)
+            response.status = 499  # the client went away (nginx's convention)
             raise
         finally:
-            duration = time.perf_counter() - started
-            self._record(scope, status, duration)
+            # After the last body message was handed to the server: a stream's whole duration.
+            self._record(scope, response, started, time.perf_counter())
             structlog.contextvars.unbind_contextvars("request_id")
 
-    def _record(self, scope: Scope, status: int, duration: float) -> None:
+    def _record(self, scope: Scope, response: _Response, started: float, ended: float) -> None:
         state = scope.get("state", {})
         route = scope.get("path_template") or UNMATCHED_ROUTE
         method = str(scope.get("method", ""))
+        status = response.status
+        duration = ended - started
         if self.metrics is not None:
             self.metrics.in_progress.dec()
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(duration)
+            self.metrics.latency.labels(method, route, str(status)).observe(duration)
+            self.metrics.response_bytes.labels(method, route).inc(response.bytes)
         if not self.log.isEnabledFor(logging.INFO):
             return  # the access log is off: no event to build and drop
         # secevents.server.http.auth leaves who called in the scope's state: the key's id, never the key.
         principal = state.get("principal")
         api_key_id = state.get("api_key_id") or getattr(principal, "key_id", None)
+        client = scope.get("client")
         self.log.info(
             "request",
             request_id=state.get("request_id"),
             api_key_id=str(api_key_id) if api_key_id is not None else None,
+            client=client[0] if client else None,
             method=method,
             route=route,
             path=scope["path"],
             status=status,
+            bytes=response.bytes,
+            user_agent=_header(scope, b"user-agent"),
+            ttfb_ms=round((response.first_byte - started) * 1000, 3) if response.first_byte else None,
             duration_ms=round(duration * 1000, 3),
         )
+
+
+class _Response:
+    """What the access log learns of a response as it goes out."""
+
+    def __init__(self) -> None:
+        self.status = 500  # what the client gets if the app fails before answering
+        self.first_byte: float | None = None
+        self.bytes = 0
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")[:512]
+    return None
