@@ -46,7 +46,7 @@ async def _pages(url: str) -> dict[int, bytes]:
     settings = Settings.from_env()
     settings = replace(settings, database=replace(settings.database, url=url, migrate_on_start=False))
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar is an ASGI app
     async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         pages = {}
         for limit in (50, 100):
