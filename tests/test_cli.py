@@ -109,6 +109,18 @@ async def test_export_filters_select_like_the_api(
         assert ids and sorted(ids) == sorted(r["id"] for r in listed)
 
 
+async def test_export_csv_for_excel(on_database: str, client: httpx.AsyncClient, tmp_path: Path) -> None:
+    target = tmp_path / "organisations.csv"
+    assert (
+        await asyncio.to_thread(
+            cli.main, ["export", "organisations", "--format", "csv", "--bom", "-o", str(target)]
+        )
+        == 0
+    )
+    api = await client.get("/v1/exports/organisations", params={"format": "csv", "bom": "true"})
+    assert target.read_bytes() == api.content and api.content.startswith("\ufeff".encode())
+
+
 def test_user_mistakes_are_one_line_and_an_exit_code(
     on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

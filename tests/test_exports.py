@@ -8,12 +8,15 @@ import asyncio
 import csv
 import io
 import json
+import re
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import pandas as pd
 import pytest
 import stix2
 from litestar import Litestar
@@ -23,7 +26,7 @@ from stix2validator import ValidationOptions, validate_string
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.cli import main as cli
-from secevents.server.exports import stix
+from secevents.server.exports import formats, stix
 from secevents.server.http import auth
 from secevents.server.importers import ucdp
 from secevents.server.openapi import document
@@ -143,6 +146,82 @@ async def test_csv_parses_with_the_csv_module(
         assert parsed and all(row["id"] for row in parsed)
 
 
+FORMULAS = (
+    '=HYPERLINK("http://example.invalid","click")',
+    "+1-555-0100 hotline",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tindented",
+)
+
+
+def _pandas_csv(body: bytes, **options: Any) -> pd.DataFrame:
+    """How an analyst reads an export: pandas, without the attribution lines above the header
+    and the trailer line."""
+    lines = body.decode("utf-8-sig").split("\r\n")
+    attribution = next(n for n, line in enumerate(lines) if not line.startswith("# attribution: "))
+    return pd.read_csv(
+        io.BytesIO(body),
+        skiprows=attribution,
+        skipfooter=1,
+        engine="python",
+        **{"keep_default_na": False, **options},
+    )
+
+
+async def test_csv_neutralises_formulas_for_spreadsheets(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    key = await _admin_key_on(conn)
+    titles = {*FORMULAS, "Dawn, Islamabad — «Peshawar» زخمی"}
+    for title in titles:
+        created = await client.post("/v1/sources", json={"kind": "news_article", "title": title}, headers=key)
+        assert created.status_code == 201, created.text
+
+    response = await _export(client, "sources", "csv")
+    body, _ = _without_trailer(response.text)
+    by_csv = {row["title"] for row in csv.DictReader(io.StringIO(body, newline=""))}
+    by_pandas = set(_pandas_csv(response.content)["title"])
+    for read in (by_csv, by_pandas):
+        # Shown as text by a spreadsheet: the value behind a leading quote, other text untouched.
+        assert {"'" + t for t in FORMULAS} <= read
+        assert not [t for t in read if t.startswith(formats.FORMULA_TRIGGERS)]
+        assert "Dawn, Islamabad — «Peshawar» زخمی" in read
+
+
+async def test_csv_bom_for_excel(client: httpx.AsyncClient) -> None:
+    plain = await _export(client, "organisations", "csv")
+    excel = await _export(client, "organisations", "csv", bom="true")
+    assert excel.content == "\ufeff".encode() + plain.content
+    assert excel.headers["content-type"].startswith("text/csv")
+    frame = _pandas_csv(excel.content, encoding="utf-8-sig")
+    assert frame.columns[0] == "id"  # the mark is not part of the first header
+    body, _ = _without_trailer(excel.content.decode("utf-8-sig"))
+    assert next(csv.reader(io.StringIO(body)))[0] == "id"
+
+    refused = await client.get("/v1/exports/organisations", params={"format": "ndjson", "bom": "true"})
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["errors"][0]["field"] == "bom"
+
+
+async def test_csv_columns_are_scalars_where_the_record_is(
+    client: httpx.AsyncClient, with_ucdp: asyncpg.Connection
+) -> None:
+    response = await _export(client, "incidents", "csv")
+    frame = _pandas_csv(response.content, keep_default_na=True)
+    # Numbers stay numbers (not neutralised): negative longitudes of the Americas among them.
+    assert frame["location_lon"].dtype == "float64" and frame["location_lon"].min() < 0
+    assert pd.api.types.is_numeric_dtype(frame["casualties_killed_best"])
+    assert pd.api.types.is_numeric_dtype(frame["casualties_civilians_killed_best"])
+    row = frame[frame["casualties_civilians_killed_best"].notna()].iloc[0]
+    doc = json.loads(await with_ucdp.fetchval("SELECT doc::text FROM incidents WHERE id = $1", row["id"]))
+    civilians = next(b for b in doc["casualties"]["breakdown"] if b["group"] == "civilians")
+    assert row["casualties_civilians_killed_best"] == civilians["killed"]["best"]
+    assert json.loads(row["casualties_breakdown"]) == doc["casualties"]["breakdown"]  # still there too
+    assert frame["occurred_start"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+
+
 async def test_geojson_feature_collection(client: httpx.AsyncClient, with_ucdp: asyncpg.Connection) -> None:
     response = await _export(client, "incidents", "geojson")
     assert response.headers["content-type"] == "application/geo+json"
@@ -152,7 +231,7 @@ async def test_geojson_feature_collection(client: httpx.AsyncClient, with_ucdp: 
     assert len(features) == await with_ucdp.fetchval("SELECT count(*) FROM incidents")
     for feature in features:
         assert feature["type"] == "Feature" and feature["id"] == feature["properties"]["id"]
-        location = feature["properties"]["location"]
+        location = feature["properties"]["detail"]["location"]
         if location["lat"] is None:
             assert feature["geometry"] is None
         else:
@@ -230,6 +309,46 @@ STIX_EXPORTS = [(r, {}) for r in ORDER] + [
     ("incidents", {"country": "PK"}),
     ("organisations", {"country": "PK"}),
 ]
+
+
+def _ogrinfo(path: Path, *options: str) -> str:
+    """GDAL's own reading of a file (Debian's gdal-bin, .ci/apt-packages)."""
+    done = subprocess.run(
+        ["ogrinfo", "-ro", "-so", "-al", *options, str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_geojson_properties_are_typed_for_gis(
+    client: httpx.AsyncClient, with_ucdp: asyncpg.Connection, tmp_path: Path
+) -> None:
+    path = tmp_path / "incidents.geojson"
+    path.write_bytes((await _export(client, "incidents", "geojson")).content)
+    info = _ogrinfo(path)
+    fields = dict(re.findall(r"^(\w+): (\S+) \(", info, re.MULTILINE))
+    assert fields["occurred_start"] == fields["occurred_end"] == "Date"
+    assert fields["updated_at"] == "DateTime"
+    # GDAL infers a type from the values: the sample's injured counts are all unknown (null).
+    for name in ("version", "killed_low", "killed_best", "killed_high", "injured_low"):
+        assert fields[name] == "Integer", (name, fields)
+    for name in ("id", "title", "type", "country", "admin1", "admin2", "location_precision"):
+        assert fields[name] == "String", (name, fields)
+    assert fields["detail"] == "String(JSON)"  # the whole record, nested, in one property
+    total = int(re.search(r"Feature Count: (\d+)", info).group(1))  # type: ignore[union-attr]
+    assert total == await with_ucdp.fetchval("SELECT count(*) FROM incidents")
+
+    for where, sql in [
+        ("killed_best >= 1", "(doc->'casualties'->'killed'->>'best')::int >= 1"),
+        (
+            "country = 'PK' AND occurred_start >= '2010-01-01'",
+            "country = 'PK' AND occurred_start >= '2010-01-01'",
+        ),
+        ("type = 'battle'", "type = 'battle'"),
+    ]:
+        filtered = _ogrinfo(path, "-where", where)
+        count = int(re.search(r"Feature Count: (\d+)", filtered).group(1))  # type: ignore[union-attr]
+        assert count == await with_ucdp.fetchval(f"SELECT count(*) FROM incidents WHERE {sql}") > 0, where
 
 
 async def test_stix_bundles_validate(client: httpx.AsyncClient) -> None:

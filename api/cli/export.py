@@ -65,6 +65,9 @@ def add_parser(commands: Any, run_with_database: RunWithDatabase) -> None:
         help="records changed after this instant (e.g. 2024-06-01T00:00:00Z)",
     )
     export.add_argument(
+        "--bom", action="store_true", help="CSV for Excel: start with a UTF-8 byte order mark"
+    )
+    export.add_argument(
         "--filter",
         action="append",
         default=[],
@@ -88,6 +91,8 @@ def add_parser(commands: Any, run_with_database: RunWithDatabase) -> None:
 
 def _query(args: argparse.Namespace) -> list[tuple[str, str]]:
     query = [(name, value) for name in NAMED_FILTERS for value in getattr(args, name)]
+    if args.bom:
+        query.append(("bom", "true"))
     for item in args.filter:
         name, equals, value = item.partition("=")
         if not equals or not name:

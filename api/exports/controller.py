@@ -15,7 +15,7 @@ from litestar.response import Stream
 from secevents.server import resources
 from secevents.server.exports import formats, streaming
 from secevents.server.http.dependencies import acquire
-from secevents.server.http.errors import PROBLEM_RESPONSES, problem
+from secevents.server.http.errors import PROBLEM_RESPONSES, InvalidParameter, problem
 from secevents.server.resources.base import Resource
 from secevents.server.settings import ApiSettings, Settings
 
@@ -74,7 +74,18 @@ def _responses(description: str) -> dict[int, ResponseSpec]:
     }
 
 
-async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, filters: Any) -> Stream:
+Bom = Annotated[
+    bool,
+    QueryParameter(
+        description="With `format=csv`: start the file with a UTF-8 byte order mark, which Excel "
+        "needs to read non-ASCII text (names, places) right. Other formats refuse it (400)."
+    ),
+]
+
+
+async def _download(
+    request: Request[Any, Any, Any], resource: str, fmt: str, filters: Any, bom: bool = False
+) -> Stream:
     """The export, read ahead by a task of its own on a pooled connection that it returns when
     the last row is read (:mod:`secevents.server.exports.streaming`). A connection that does not
     become free in time is a 503 before anything is sent."""
@@ -83,7 +94,7 @@ async def _download(request: Request[Any, Any, Any], resource: str, fmt: str, fi
     export = (
         formats.export_all(conn, fmt)
         if resource == formats.ALL
-        else formats.export(conn, resource, fmt, filters)
+        else formats.export(conn, resource, fmt, filters, bom=bom)
     )
     chunks = streaming.read_ahead(request.scope, pool, conn, export, settings.api, formats.FLUSH_BYTES)
     return Stream(
@@ -97,14 +108,19 @@ def _export_handler(resource: Resource) -> HTTPRouteHandler:
     """``GET /v1/exports/<collection>``, from the resource's descriptor: its filters (the list's)
     and its formats."""
 
-    async def export(request: Request[Any, Any, Any], filters: Any, export_format: str = "ndjson") -> Stream:
-        return await _download(request, resource.collection, export_format, filters)
+    async def export(
+        request: Request[Any, Any, Any], filters: Any, export_format: str = "ndjson", bom: bool = False
+    ) -> Stream:
+        if bom and export_format != "csv":
+            raise InvalidParameter("bom", "a byte order mark is for format=csv only")
+        return await _download(request, resource.collection, export_format, filters, bom)
 
     # Litestar reads the parameters' types from the annotations: each resource's own.
     export.__annotations__ = {
         "request": Request[Any, Any, Any],
         "filters": NamedDependency[resource.filters],  # type: ignore[misc,name-defined]  # chosen at run time
         "export_format": _format_parameter(resource.export_formats),
+        "bom": Bom,
         "return": Stream,
     }
     export.__name__ = export.__qualname__ = f"export_{resource.collection}"

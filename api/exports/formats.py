@@ -8,10 +8,16 @@ closing of the JSON document), so a stream cut short is detectable by any reader
 - ``ndjson``: one ``{"type": …, "record": {…}}`` line per record — the import format, so an export
   of every resource imports as is into another database — then ``{"type":"export_complete",
   "count":N}``;
-- ``csv``: one row per record, nested values (lists, objects) as compact JSON in their cell, then
-  ``# export_complete: N records``;
-- ``geojson``: incidents as a FeatureCollection of points (``null`` geometry without coordinates),
-  the record as the feature's properties;
+- ``csv``: one row per record, then ``# export_complete: N records``. Nested values of a fixed
+  shape are columns of their own (``occurred_start``, ``casualties_killed_best``, the casualty
+  breakdown by group: ``casualties_civilians_killed_best``…); lists and open maps (participants,
+  citations, external ids) are compact JSON in their cell. Text a spreadsheet would evaluate as a
+  formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return: OWASP's CSV-injection
+  rule) is prefixed with ``'``, so it shows as text; numbers are left as they are. ``bom=true``
+  starts the file with a UTF-8 byte order mark, which Excel needs to read non-ASCII names right;
+- ``geojson``: incidents as a FeatureCollection of points (``null`` geometry without coordinates);
+  properties flat and typed for GIS filters (:data:`GEOJSON_PROPERTIES`: dates, type, country,
+  admin1/admin2, precision, killed/injured low/best/high as numbers) and the record in ``detail``;
 - ``stix``: a STIX 2.1 bundle (:mod:`secevents.server.exports.stix`).
 """
 
@@ -138,20 +144,38 @@ def csv_trailer(count: int) -> bytes:
     return b"# export_complete: %d records\r\n" % count
 
 
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+UTF8_BOM = "\ufeff".encode()
+
+
+def _step(value: Any, key: str) -> Any:
+    """One step of a column's path: a key of an object, or ``[group=civilians]``, the element of a
+    list of objects whose ``group`` is ``civilians``."""
+    if key.startswith("[") and isinstance(value, list):
+        field, _, wanted = key[1:-1].partition("=")
+        return next((item for item in value if isinstance(item, dict) and item.get(field) == wanted), None)
+    return value.get(key) if isinstance(value, dict) else None
+
+
 def _cell(document: dict[str, Any], path: str) -> Any:
     value: Any = document
     for key in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
+        value = _step(value, key)
     if isinstance(value, list | dict):
         return msgspec.json.encode(value).decode()
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value  # shown as text; a reader strips the quote to get the value back
     return value
 
 
-async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
+async def _csv(
+    conn: asyncpg.Connection, resource: str, filters: Filters | None, *, bom: bool = False
+) -> AsyncIterator[bytes]:
     table = TABLES[resource]
     sql, args = select_sql(resource, filters, f"{table.alias}.doc")
+    if bom:
+        yield UTF8_BOM  # first, before anything else: Excel looks for it in the first bytes
     yield attribution.csv_lines(await attribution.licensed_sources(conn))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -168,11 +192,39 @@ async def _csv(conn: asyncpg.Connection, resource: str, filters: Filters | None)
     yield out.getvalue().encode() + csv_trailer(count)
 
 
-GEOJSON_FEATURE = """json_build_object(
+def _doc(*path: str) -> str:
+    return "i.doc" + "".join(f"->'{key}'" for key in path)
+
+
+# Flat, typed properties GIS tools filter and style on (GDAL reads dates as Date/DateTime and
+# counts as Integer), then the whole record, nested, in `detail`.
+GEOJSON_PROPERTIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("id", ("id",)),
+    ("version", ("version",)),
+    ("title", ("title",)),
+    ("type", ("type",)),
+    ("subtype", ("subtype",)),
+    ("occurred_start", ("occurred", "start")),
+    ("occurred_end", ("occurred", "end")),
+    ("occurred_precision", ("occurred", "precision")),
+    ("country", ("location", "country")),
+    ("admin1", ("location", "admin1")),
+    ("admin2", ("location", "admin2")),
+    ("place", ("location", "place")),
+    ("location_precision", ("location", "precision")),
+    *(
+        (f"{what}_{bound}", ("casualties", what, bound))
+        for what in ("killed", "injured")
+        for bound in ("low", "best", "high")
+    ),
+    ("updated_at", ("updated_at",)),
+)
+GEOJSON_FEATURE = f"""json_build_object(
   'type', 'Feature', 'id', i.id,
   'geometry', CASE WHEN i.lat IS NULL THEN NULL
                    ELSE json_build_object('type', 'Point', 'coordinates', json_build_array(i.lon, i.lat)) END,
-  'properties', i.doc)"""
+  'properties', json_build_object({", ".join(f"'{name}', {_doc(*path)}" for name, path in GEOJSON_PROPERTIES)},
+                                  'detail', i.doc))"""
 
 
 async def _geojson(conn: asyncpg.Connection, resource: str, filters: Filters | None) -> AsyncIterator[bytes]:
@@ -220,10 +272,12 @@ WRITERS: dict[str, Callable[[asyncpg.Connection, str, Filters | None], AsyncIter
 
 
 def export(
-    conn: asyncpg.Connection, resource: str, fmt: str, filters: Filters | None
+    conn: asyncpg.Connection, resource: str, fmt: str, filters: Filters | None, *, bom: bool = False
 ) -> AsyncIterator[bytes]:
     """The export as a stream of byte chunks. GeoJSON is for incidents only (checked by the
-    caller)."""
+    caller); ``bom`` is for CSV only."""
+    if fmt == "csv":
+        return _buffered(_csv(conn, resource, filters, bom=bom))
     return _buffered(WRITERS[fmt](conn, resource, filters))
 
 

@@ -46,5 +46,26 @@ class Resource:
 
 
 def csv_columns(*paths: str) -> tuple[tuple[str, str], ...]:
-    """CSV columns named after dotted document paths (``occurred.start`` → ``occurred_start``)."""
-    return tuple((p.replace(".", "_"), p) for p in paths)
+    """CSV columns named after dotted document paths (``occurred.start`` → ``occurred_start``;
+    ``casualties.breakdown.[group=civilians].killed.best`` → ``casualties_civilians_killed_best``:
+    the element of a list whose ``group`` is ``civilians``)."""
+    return tuple((_header(p), p) for p in paths)
+
+
+def _header(path: str) -> str:
+    steps = [s[1:-1].partition("=")[2] if s.startswith("[") else s for s in path.split(".")]
+    if (
+        "[" in path and "breakdown" in steps
+    ):  # casualties_breakdown_civilians_… says no more than casualties_civilians_…
+        steps.remove("breakdown")
+    return "_".join(steps)
+
+
+def breakdown_columns(*groups: str) -> tuple[str, ...]:
+    """The casualty breakdown as columns: killed and injured (low, best, high) per group."""
+    return tuple(
+        f"casualties.breakdown.[group={g}].{what}.{bound}"
+        for g in groups
+        for what in ("killed", "injured")
+        for bound in ("low", "best", "high")
+    )

@@ -1,6 +1,9 @@
 """Incidents: something that happened, where, who took part, how many were killed or injured."""
 
-from secevents.server.resources.base import Resource, csv_columns
+from typing import get_args
+
+from secevents.schemas.incidents import CasualtyGroup
+from secevents.server.resources.base import Resource, breakdown_columns, csv_columns
 from secevents.server.resources.incidents import queries
 from secevents.server.resources.incidents.controller import IncidentController
 from secevents.server.resources.incidents.filters import IncidentFilters, provide_incident_filters
@@ -40,6 +43,8 @@ RESOURCE = Resource(
         "citations",
         "created_at",
         "updated_at",
+        # Added after the first columns, which v1 readers may address by position.
+        *breakdown_columns(*get_args(CasualtyGroup)),
     ),
     filters=IncidentFilters,
     provide_filters=provide_incident_filters,
