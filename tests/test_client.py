@@ -170,6 +170,16 @@ def test_every_operation_of_the_spec_through_the_sdk(
         assert export.read().decode().splitlines()[0].startswith("id,")
     assert b'"type":"source"' in api.exports.sources(kind="news_article").read()
     assert str(statement.id).encode() in api.exports.statements(form="written_reply").read()
+    with api.exports.all(format="stix") as export:
+        bundle = json.loads(export.read())
+    assert bundle["type"] == "bundle"
+    # Every record in the one bundle names its record id in the project's STIX extension.
+    record_ids = {
+        extension.get("record_id")
+        for o in bundle["objects"]
+        for extension in o.get("extensions", {}).values()
+    }
+    assert {str(incident.id), str(organisation.id), str(statement.id), str(source.id)} <= record_ids
     imported = api.imports.records(
         msgspec.json.encode({"type": "source", "record": source_body("https://example.org/imported")}) + b"\n"
     )

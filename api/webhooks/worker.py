@@ -12,10 +12,11 @@ with the reason, its cursor still before the change that failed (re-enabling ret
 All of it lives in the endpoint's row: a restart loses nothing.
 
 The worker looks for due endpoints when woken (:meth:`DeliveryWorker.wake`: a new change, as the
-app wires the change listener to it; a delivery slot freed) and every ``poll_interval`` seconds,
-which finds the retries that fell due (and changes whose notification was lost). Endpoints that
-had nothing to deliver are remembered with the feed's head at that moment and skipped until the
-head moves, so an idle round costs one query however many endpoints exist.
+app wires the change listener to it; a delivery slot freed), when the soonest retry it
+scheduled falls due, and every ``poll_interval`` seconds (retries scheduled by another process,
+changes whose notification was lost). Endpoints that
+had nothing to deliver are skipped until a change is committed after the feed's head of that
+moment, so an idle round costs two queries however many endpoints exist.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class DeliveryWorker:
         self._tokens: Counter[UUID] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sleeping = False
+        self._retry_due: float | None = None
+        """When the soonest retry this worker scheduled is due (event-loop time): the worker
+        wakes for it, whatever the poll interval."""
 
     @property
     def idle(self) -> bool:
@@ -67,9 +71,23 @@ class DeliveryWorker:
         """Look for due deliveries now (a change was committed, a slot freed)."""
         self._wake.set()
 
+    def retry_in(self, seconds: float) -> None:
+        """A delivery failed and is due again in ``seconds``: wake up for it."""
+        due = asyncio.get_running_loop().time() + seconds
+        self._retry_due = due if self._retry_due is None else min(self._retry_due, due)
+
+    def _sleep_seconds(self) -> float:
+        if self._retry_due is None:
+            return self._settings.poll_interval
+        return max(
+            0.0, min(self._settings.poll_interval, self._retry_due - asyncio.get_running_loop().time())
+        )
+
     async def run(self) -> None:
         while True:
             self._wake.clear()
+            if self._retry_due is not None and self._retry_due <= asyncio.get_running_loop().time():
+                self._retry_due = None
             try:
                 claimed = await self._round()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -79,7 +97,7 @@ class DeliveryWorker:
                 self._sleeping = True
                 try:
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                        await asyncio.wait_for(self._wake.wait(), self._sleep_seconds())
                 finally:
                     self._sleeping = False
 
@@ -106,10 +124,10 @@ class DeliveryWorker:
         self._tokens[token] += 1
         try:
             async with self._pool.acquire() as conn:
-                head = await feed.head_cursor(conn)
-                if head != self._head:
-                    self._head = head
+                if self._head is None or await self._feed_moved(conn, self._head):
+                    self._head = await feed.head_cursor(conn)
                     self._idle.clear()
+                head = self._head
                 rows = await conn.fetch(queries.CLAIM, token, self._lease_seconds, list(self._idle), free)
             for row in rows:
                 self._tokens[token] += 1
@@ -123,6 +141,14 @@ class DeliveryWorker:
             raise
         self._drop_token(token)
         return len(rows)
+
+    @staticmethod
+    async def _feed_moved(conn: asyncpg.Connection, head: str) -> bool:
+        """Whether a change was committed after ``head``. Not whether the snapshot moved: every
+        commit moves that, the worker's own lease updates included, and idle endpoints would
+        then be claimed again round after round."""
+        page = await feed.read_page(conn, head, None, 1)
+        return bool(page.entries or page.has_more)
 
     def _done(self, task: asyncio.Task[None], *, token: UUID) -> None:
         self._tasks.discard(task)
@@ -240,6 +266,7 @@ class _Turn:
             return
         delay = schedule[attempt - 1] * (1 + random.random() * self.worker._settings.retry_jitter)
         await conn.execute(queries.RETRY_LATER, self.id, self.token, self.cursor, attempt, delay)
+        self.worker.retry_in(delay)
 
     async def _release(self) -> None:
         await self.worker._pool.execute(queries.RELEASE, self.id, self.token, self.cursor)
