@@ -18,9 +18,10 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 ## Debian packages the tests need (a real browser, PgBouncer, GDAL, stress-ng), listed in
-## .ci/apt-packages; installed only when one is missing (and only where apt-get can run).
+## .ci/apt-packages; installed only when one is missing (and only where apt-get can run). A
+## package counts as present when its command is (npm comes with NodeSource's nodejs, for one).
 system-deps:
-	@missing=$$(for p in $$(cat .ci/apt-packages); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $$(cat .ci/apt-packages); do dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
