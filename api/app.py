@@ -24,7 +24,7 @@ from secevents.server.http.auth import SECURITY_SCHEME, AuthMiddleware, make_rat
 from secevents.server.http.bodies import decode_body
 from secevents.server.http.compression import CompressionMiddleware
 from secevents.server.http.consistency import ReadRoutingMiddleware
-from secevents.server.http.dependencies import provide_connection, provide_settings
+from secevents.server.http.dependencies import READ_METHODS, provide_connection, provide_settings, read_after
 from secevents.server.http.deprecation import announce_deprecations
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
@@ -113,8 +113,12 @@ def openapi_config() -> OpenAPIConfig:
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
     """Before every handler (after routing and authentication): no undeclared query parameter;
-    the body read within the route's limit and decoded strictly (JSON or MessagePack)."""
+    a ``Secevents-Read-After`` token well-formed on every read (also where nothing waits for
+    it, as the spec declares it on every read); the body read within the route's limit and
+    decoded strictly (JSON or MessagePack)."""
     await reject_unknown_query_parameters(request)
+    if request.method in READ_METHODS:
+        read_after(request)
     await decode_body(request)
 
 

@@ -15,7 +15,7 @@ from litestar.response import Stream
 from secevents.server import resources
 from secevents.server.exports import formats, streaming
 from secevents.server.http.dependencies import acquire
-from secevents.server.http.errors import PROBLEM_RESPONSES, InvalidParameter, problem
+from secevents.server.http.errors import PROBLEM_RESPONSES, problem
 from secevents.server.resources.base import Resource
 from secevents.server.settings import ApiSettings, Settings
 
@@ -78,7 +78,7 @@ Bom = Annotated[
     bool,
     QueryParameter(
         description="With `format=csv`: start the file with a UTF-8 byte order mark, which Excel "
-        "needs to read non-ASCII text (names, places) right. Other formats refuse it (400)."
+        "needs to read non-ASCII text (names, places) right. Other formats ignore it."
     ),
 ]
 
@@ -111,9 +111,10 @@ def _export_handler(resource: Resource) -> HTTPRouteHandler:
     async def export(
         request: Request[Any, Any, Any], filters: Any, export_format: str = "ndjson", bom: bool = False
     ) -> Stream:
-        if bom and export_format != "csv":
-            raise InvalidParameter("bom", "a byte order mark is for format=csv only")
-        return await _download(request, resource.collection, export_format, filters, bom)
+        # Only CSV carries the mark (for Excel); the other formats ignore it, as documented.
+        return await _download(
+            request, resource.collection, export_format, filters, bom and export_format == "csv"
+        )
 
     # Litestar reads the parameters' types from the annotations: each resource's own.
     export.__annotations__ = {
