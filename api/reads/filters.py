@@ -152,17 +152,25 @@ def bbox_condition(sql: SqlBuilder, box: BoundingBox, point: str) -> str:
 # Keyed by id(); the handler itself is kept with its entry and compared, because an id is
 # reused once its object is gone (apps built and dropped one after another, as in tests, got
 # another handler's parameters: /v1/exports/organisations answered with /v1/incidents' list).
-_ACCEPTED: dict[tuple[int, tuple[str, ...]], tuple[HTTPRouteHandler, frozenset[str]]] = {}
+_ACCEPTED: dict[tuple[int, tuple[str, ...]], tuple[HTTPRouteHandler, frozenset[str], frozenset[str]]] = {}
 
 
-def _accepted_parameters(handler: HTTPRouteHandler, path_params: tuple[str, ...]) -> frozenset[str]:
+def _accepted_parameters(
+    handler: HTTPRouteHandler, path_params: tuple[str, ...]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameters the handler declares, and those of them that take one value."""
     key = (id(handler), path_params)
     entry = _ACCEPTED.get(key)
     if entry is None or entry[0] is not handler:
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(path_params))  # type: ignore[arg-type]
-        entry = (handler, frozenset(p.field_alias for p in model.expected_query_params))
+        params = model.expected_query_params
+        entry = (
+            handler,
+            frozenset(p.field_alias for p in params),
+            frozenset(p.field_alias for p in params if not p.is_sequence),
+        )
         _ACCEPTED[key] = entry
-    return entry[1]
+    return entry[1], entry[2]
 
 
 async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> None:
@@ -173,11 +181,15 @@ async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> No
         return
     if handler.opt.get("client_query"):
         return  # a page whose query string is its script's state (system/explorer.py)
-    accepted = _accepted_parameters(handler, tuple(sorted(request.path_params)))
-    for name in request.query_params:
+    accepted, single = _accepted_parameters(handler, tuple(sorted(request.path_params)))
+    query = request.query_params
+    for name in query:
         if name not in accepted:
             known = ", ".join(sorted(accepted)) or "none"
             raise InvalidParameter(name, f"unknown query parameter (this endpoint accepts: {known})")
+        if name in single and len(query.getall(name)) > 1:
+            # Litestar would keep one of the values silently.
+            raise InvalidParameter(name, "given more than once; this parameter takes one value")
 
 
 def optional_list_of(item: Schema) -> dict[str, Any]:
