@@ -152,13 +152,13 @@ async def test_every_change_arrives_in_order_and_signed_after_failures(
     assert "secret" not in state
 
 
-async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_poll(
-    settings: Settings, conn: asyncpg.Connection, keys: Keys
+async def _one_change_with_an_hourly_poll(
+    settings: Settings, conn: asyncpg.Connection, keys: Keys, failures: list[int]
 ) -> None:
-    """The change listener wakes the worker: with a poll every hour, a change committed while
-    the worker sleeps is delivered all the same (the test's timeout is far below the hour)."""
+    """With a poll every hour (far above the test's timeout), one change committed while the
+    worker sleeps with nothing left to do reaches a receiver that first answers ``failures``."""
     app = create_test_app(with_webhooks(settings, dataclasses.replace(FAST, poll_interval=3600)))
-    with receiver() as hook:
+    with receiver(failures=failures) as hook:
         async with (
             app.lifespan(),
             httpx.AsyncClient(
@@ -167,7 +167,6 @@ async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_p
         ):
             endpoint = await create_webhook(client, keys, hook.url)
             worker = app.state.webhook_worker
-            # Asleep until the hour is up or something wakes it, with nothing left to do.
             await until(lambda: worker.idle and app.state.changes.listener.connected.is_set())
             (incident,) = await write_incidents(client, conn, keys, 1)
             await until(lambda: hook.accepted)
@@ -176,26 +175,19 @@ async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_p
     assert {(m["type"], m["data"]["id"]) for m in messages} == {("incident.created", incident["id"])}
 
 
+async def test_the_feed_wakes_the_worker_so_a_change_goes_out_within_an_hourly_poll(
+    settings: Settings, conn: asyncpg.Connection, keys: Keys
+) -> None:
+    """The change listener wakes the worker."""
+    await _one_change_with_an_hourly_poll(settings, conn, keys, failures=[])
+
+
 async def test_a_retry_goes_out_when_due_not_at_the_next_hourly_poll(
     settings: Settings, conn: asyncpg.Connection, keys: Keys
 ) -> None:
     """The first attempt fails (503): the worker wakes for the retry it scheduled (20–30 ms
     later), not only at the poll, an hour away."""
-    app = create_test_app(with_webhooks(settings, dataclasses.replace(FAST, poll_interval=3600)))
-    with receiver(failures=[503]) as hook:
-        async with (
-            app.lifespan(),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://hooks.local"
-            ) as client,
-        ):
-            endpoint = await create_webhook(client, keys, hook.url)
-            worker = app.state.webhook_worker
-            await until(lambda: worker.idle and app.state.changes.listener.connected.is_set())
-            (incident,) = await write_incidents(client, conn, keys, 1)
-            await until(lambda: hook.accepted)
-    messages = verified(hook, endpoint["secret"])
-    assert {(m["type"], m["data"]["id"]) for m in messages} == {("incident.created", incident["id"])}
+    await _one_change_with_an_hourly_poll(settings, conn, keys, failures=[503])
 
 
 async def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason(
