@@ -150,6 +150,14 @@ class DeliveryWorker:
         page = await feed.read_page(conn, head, None, 1)
         return bool(page.entries or page.has_more)
 
+    def _caught_up(self, endpoint: UUID, head: str) -> None:
+        """An endpoint had nothing left after the feed's ``head``: skip it until a change comes
+        after that. Only while ``head`` is still the worker's: a round that ran meanwhile saw a
+        newer change (and cleared the skips), which this endpoint's read may have missed; skipped
+        now, the endpoint would wait for the next change or poll to get it."""
+        if head == self._head:
+            self._idle[endpoint] = head
+
     def _done(self, task: asyncio.Task[None], *, token: UUID) -> None:
         self._tasks.discard(task)
         self._drop_token(token)
@@ -205,7 +213,7 @@ class _Turn:
             self.cursor = page.next_cursor
             if not page.has_more:
                 await self._release()
-                self.worker._idle[self.id] = self.head
+                self.worker._caught_up(self.id, self.head)
                 return
         await self._release()
 
