@@ -459,6 +459,8 @@ async def test_filters_and_unknown_parameters(
         bad = await client.get("/v1/exports/incidents", params=params)
         assert bad.status_code == 400, params
         assert bad.headers["content-type"].startswith("application/problem+json")
+        # The problem names the parameter as the request spelled it.
+        assert [e["field"] for e in bad.json()["errors"]] == [next(iter(params))], bad.text
 
 
 @pytest.mark.parametrize("resource", ["incidents", "organisations", "statements", "sources"])

@@ -296,6 +296,26 @@ async def test_organisation_search_is_typo_and_accent_tolerant(client: httpx.Asy
     assert "Tehreek-i-Taliban Pakistan" in await names("TTP")
 
 
+async def test_organisation_search_ranks_the_closest_names_first(client: httpx.AsyncClient) -> None:
+    async def ranked(q: str, *extra: tuple[str, str]) -> list[str]:
+        return [o["name"] for o in await walk(client, "/v1/organisations", [("q", q), *extra])]
+
+    # By name, a typo's best match came after names that only share a word with it.
+    assert (await ranked("Tehrik-i-Taliban Pakistn"))[0] == "Tehreek-i-Taliban Pakistan"
+    assert (await ranked("daesh"))[0] == "Islamic State"  # an alias counts as the name
+    # The same order page by page (the cursor carries the score), and by name when asked.
+    closest = await ranked("Taliban")
+    assert len(closest) > 1
+    assert await ranked("Taliban", ("limit", "1")) == closest
+    assert await ranked("Taliban", ("sort", "relevance")) == closest
+    by_name = await ranked("Taliban", ("sort", "name"))
+    assert sorted(by_name) == sorted(closest)
+    assert by_name == sorted(by_name, key=str.casefold)
+    # Relevance is closeness to `q`: without one it is a 400 naming `sort`.
+    problem = problem_of(await client.get("/v1/organisations", params={"sort": "relevance"}), 400)
+    assert problem.errors and problem.errors[0].field == "sort"
+
+
 async def test_statement_and_source_search(client: httpx.AsyncClient) -> None:
     statements = (await client.get("/v1/statements", params={"q": "refugees"})).json()["data"]
     assert len(statements) == 1

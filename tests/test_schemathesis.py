@@ -110,6 +110,7 @@ def within_cross_field_rules(context: Any, case: schemathesis.Case) -> schemathe
 
     - No ``cursor``: cursors are opaque and HMAC-signed, so no string the fuzzer makes up is one
       the server issued, and rejecting it (400) is the contract.
+    - ``sort=relevance`` only with ``q`` (closeness to it): dropped otherwise.
     - ``occurred_after`` ≤ ``occurred_before``, ``issued_after`` ≤ ``issued_before``, and a
       ``bbox`` with south ≤ north: the two values are swapped when the fuzzer drew them reversed.
 
@@ -146,6 +147,8 @@ def within_query_rules(case: schemathesis.Case, query: dict[str, Any]) -> dict[s
     if case.path in FEED_PATHS:
         for name in FEED_QUERY_DROPPED:
             query.pop(name, None)
+    if query.get("sort") == "relevance" and query.get("q") is None:
+        query.pop("sort")
     for low, high in ORDERED_PAIRS:
         if isinstance(query.get(low), str) and isinstance(query.get(high), str) and query[low] > query[high]:
             query[low], query[high] = query[high], query[low]

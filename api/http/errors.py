@@ -19,6 +19,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.typing import FieldDefinition
 
 from secevents.schemas.problems import FieldError, Problem
 
@@ -192,23 +193,35 @@ def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[Fiel
             if isinstance(item, Mapping):
                 key = str(item.get("key") or item.get("source") or "body")
                 message = str(item.get("message", "invalid value"))
-                if message.startswith("Invalid enum value") and (choices := _parameter_choices(request, key)):
-                    message += f"; valid values: {', '.join(choices)}"
+                parameter = _parameter(request, key)
+                if parameter is not None:
+                    if message.startswith("Invalid enum value") and (
+                        choices := _literal_values(parameter.annotation)
+                    ):
+                        message += f"; valid values: {', '.join(choices)}"
+                    key = _wire_name(parameter, key)
                 errors.append(FieldError(field=key, message=message))
     return errors
 
 
-def _parameter_choices(request: Request[Any, Any, Any], name: str) -> list[str]:
-    """The values a parameter's ``Literal`` type allows, from the signature of the handler or of
-    the dependency that declares it (the filters)."""
+def _parameter(request: Request[Any, Any, Any], name: str) -> FieldDefinition | None:
+    """The parameter a validation error names (by its Python name), from the signature of the
+    handler or of the dependency that declares it (the filters)."""
     handler = request.scope["route_handler"]
     signatures = [handler.parsed_fn_signature]
     signatures += [provider.parsed_fn_signature for provider in handler.resolve_dependencies().values()]
     for signature in signatures:
         parameter = signature.parameters.get(name)
         if parameter is not None:
-            return _literal_values(parameter.annotation)
-    return []
+            return parameter
+    return None
+
+
+def _wire_name(parameter: FieldDefinition, name: str) -> str:
+    """The name the request spells (``format``), where the handler's differs (``export_format``)."""
+    kwarg = parameter.kwarg_definition
+    aliases = (getattr(kwarg, attribute, None) for attribute in ("query", "header", "name"))
+    return next((str(alias) for alias in aliases if alias), name)
 
 
 def _literal_values(annotation: Any) -> list[str]:

@@ -61,11 +61,17 @@ class OrganisationController(Controller):
         self,
         request: Request[Any, Any, Any],
         filters: NamedDependency[OrganisationFilters],
-        sort: Annotated[queries.OrganisationSort, QueryParameter(description="Sort order")] = "name",
+        sort: Annotated[
+            queries.OrganisationSort | None,
+            QueryParameter(
+                description="Sort order. `relevance`: the names and aliases closest to `q` first "
+                "(the default with `q`; `name` is the default without)"
+            ),
+        ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Response[bytes]:
-        order = queries.SORTS[sort]
+        order = queries.sort_for(sort, filters)
         return await list_response(
             request,
             resource="organisations",

@@ -12,9 +12,20 @@ from litestar.params import QueryParameter
 
 from secevents.schemas.organisations import OrganisationKind, OrganisationStatus
 from secevents.server.http.errors import InvalidParameter
-from secevents.server.reads.filters import SearchText, SqlBuilder, UpdatedAfter, instant, optional_list_of
+from secevents.server.reads.filters import SqlBuilder, UpdatedAfter, instant, optional_list_of
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+NameSearch = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]*$",
+        description="Name search: names and aliases close to this one, tolerating typos, case and "
+        "accents (trigram similarity)",
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +72,7 @@ def provide_organisation_filters(
     status: Annotated[
         list[OrganisationStatus] | None, QueryParameter(description="Status; repeat for any of several")
     ] = None,
-    q: SearchText = None,
+    q: NameSearch = None,
     updated_after: UpdatedAfter = None,
 ) -> OrganisationFilters:
     """Organisation filters. ``q`` matches names and aliases, tolerating typos, case and accents."""

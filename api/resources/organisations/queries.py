@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -10,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from secevents.schemas.organisations import OrganisationCreate, OrganisationPatch, RelationshipIn
+from secevents.server.http.errors import InvalidParameter
 from secevents.server.reads.filters import SqlBuilder
 from secevents.server.reads.listing import page_sql
 from secevents.server.reads.pagination import SortOrder, sort_orders
@@ -20,13 +22,36 @@ from secevents.server.writes.flows import WriteModel
 
 # --- reads -------------------------------------------------------------------------------
 
+# How close a name or alias is to `q` (the `$q` placeholder), the best of: trigram similarity of
+# the whole name, and of its closest run of words (`word_similarity`, what `<%` thresholds), the
+# very measures the `q` filter selects by. float8: the key a cursor carries must compare equal
+# when it comes back as JSON, and real (float4) would not round-trip.
+RELEVANCE = """greatest(
+  similarity(fold_name(o.name), fold_name($q)),
+  word_similarity(fold_name($q), fold_name(o.name)),
+  (SELECT max(greatest(similarity(fold_name(a.alias), fold_name($q)), word_similarity(fold_name($q), fold_name(a.alias))))
+     FROM organisation_aliases a WHERE a.organisation_id = o.id)
+)::float8"""
+
 SORTS = sort_orders(
+    SortOrder("relevance", (RELEVANCE, "o.id"), (float, UUID), descending=True),
     SortOrder("name", ("fold_name(o.name)", "o.id"), (str, UUID), descending=False),
     SortOrder("-name", ("fold_name(o.name)", "o.id"), (str, UUID), descending=True),
     SortOrder("-updated", ("o.updated_at", "o.id"), (dt.datetime, UUID), descending=True),
     SortOrder("updated", ("o.updated_at", "o.id"), (dt.datetime, UUID), descending=False),
 )
-OrganisationSort = Literal["name", "-name", "-updated", "updated"]
+OrganisationSort = Literal["relevance", "name", "-name", "-updated", "updated"]
+
+
+def sort_for(name: OrganisationSort | None, filters: OrganisationFilters) -> SortOrder:
+    """The order asked for; by default the closest names first when searching by `q`, by name
+    otherwise."""
+    if name is None:
+        name = "relevance" if filters.q is not None else "name"
+    if name == "relevance" and filters.q is None:
+        raise InvalidParameter("sort", "`relevance` ranks by closeness to `q`: give `q` too")
+    return SORTS[name]
+
 
 READ = "SELECT o.doc, o.version FROM organisations o WHERE o.id = $1 AND o.deleted_at IS NULL"
 
@@ -36,6 +61,9 @@ def list_query(
 ) -> tuple[str, list[Any]]:
     sql = SqlBuilder()
     filters.apply(sql)
+    if sort.name == "relevance":
+        placeholder = sql.param(filters.q)
+        sort = dataclasses.replace(sort, columns=tuple(c.replace("$q", placeholder) for c in sort.columns))
     return page_sql("organisations", "o", sql, sort, after, limit), sql.args
 
 
