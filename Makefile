@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-import bench-freeze bench-webhooks fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-large bench-import bench-freeze bench-webhooks fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ bench-serve: $(INSTALLED)
 ## Workers × replicas throughput and the statement-cache-off cost → bench/results/scale.md
 bench-scale: $(INSTALLED)
 	$(BIN)/python -m bench.scale
+
+## The largest data set: 5,000,000 generated incidents imported, then paged, filtered, counted
+## and exported (on the server DATABASE_URL names; needs about 20 GB of disk).
+bench-large: $(INSTALLED)
+	$(BIN)/python -m bench.large --url "$${DATABASE_URL:?set DATABASE_URL to a PostgreSQL server}"
 
 ## A frozen database (SIGSTOP) under reads and writes: latency against the request timeout,
 ## acknowledged writes kept → bench/results/freeze.md
