@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-large bench-import bench-freeze bench-webhooks fuzz clean
+.PHONY: serve test lint install system-deps typecheck-tree openapi client explorer screenshot bench-read bench-serve bench-large bench-import bench-freeze bench-webhooks stress fuzz clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,19 @@ test: lint system-deps
 		echo "--- again against $$SECEVENTS_TEST_DATABASE_URL (tests with servers of their own ran above)"; \
 		$(BIN)/pytest -m "not own_servers"; \
 	fi
+
+## The tests that race the clock (faults, a frozen database, lifecycle, serving, webhooks, the
+## change feed) RUNS times in a row while stress-ng keeps both cores busy; stops at the first
+## failure. The log of each run goes to .stress/ (the pass/fail line of each to stdout).
+STRESS_TESTS ?= tests/test_faults.py tests/test_freeze.py tests/test_lifecycle.py tests/test_serve.py tests/test_webhooks.py tests/test_changes.py
+RUNS ?= 5
+stress: $(INSTALLED) system-deps
+	@mkdir -p .stress; stress-ng --cpu 2 --timeout 0 --quiet & stress=$$!; trap "kill $$stress" EXIT; \
+	for run in $$(seq 1 $(RUNS)); do \
+		$(BIN)/pytest -q -p no:cacheprovider $(STRESS_TESTS) > .stress/run-$$run.log 2>&1; status=$$?; \
+		echo "run $$run/$(RUNS) under stress-ng --cpu 2 (load $$(cut -d' ' -f1 /proc/loadavg)): $$(tail -n 1 .stress/run-$$run.log)"; \
+		[ $$status -eq 0 ] || exit $$status; \
+	done
 
 ## Longer fuzzing: schemathesis over every operation, many examples each, random seeds.
 fuzz: $(INSTALLED)
