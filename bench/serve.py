@@ -62,9 +62,10 @@ def _serve(loop: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"granian ({loop}) did not start")
 
 
-def _wrk(url: str, seconds: int, connections: int) -> float:
+def wrk_rate(url: str, seconds: float, connections: int) -> float:
+    """Requests per second wrk (2 threads, ``connections`` open) gets from ``url``."""
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", url], capture_output=True, text=True, check=True
     ).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert found is not None, out
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             process = _serve(loop, url, port)
             try:
                 for label, path in PATHS.items():
-                    _wrk(f"http://127.0.0.1:{port}{path}", 2, args.connections)  # warm up
-                    rate = _wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections)
+                    wrk_rate(f"http://127.0.0.1:{port}{path}", 2, args.connections)  # warm up
+                    rate = wrk_rate(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections)
                     totals.setdefault((loop, label), []).append(rate)
                     print(f"{loop} {label}: {rate:,.0f}/s", flush=True)
             finally:
