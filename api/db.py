@@ -186,16 +186,6 @@ def url_with_database(url: str, name: str) -> str:
     return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
-async def keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset, run on every connection handed back (after asyncpg's own: a transaction
-    left open is rolled back, listeners are dropped). It sends nothing: asyncpg's default sends
-    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` — a round trip, and work for the
-    server, per request — to undo session state this code never makes. Every setting it changes
-    is transaction-scoped (``SET LOCAL``, ``set_config(…, true)``), its advisory locks are
-    transaction locks, its cursors live in transactions, and ``LISTEN`` has a connection of its
-    own (:mod:`secevents.server.changes.listener`); ``tests/test_db_session.py`` holds them to it."""
-
-
 async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None = None) -> asyncpg.Pool:
     keepalive = max(settings.tcp_keepalives_idle, 1)
     return await asyncpg.create_pool(
@@ -208,7 +198,6 @@ async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None
         command_timeout=settings.command_timeout,
         statement_cache_size=settings.statement_cache_size,
         init=init_connection,
-        reset=keep_session,
         server_settings={
             "application_name": "secevents",
             "timezone": "UTC",

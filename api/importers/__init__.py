@@ -20,7 +20,7 @@ MAX_REPORTED_ERRORS = 100
 # estimates that trip JIT compilation: on a 50,000-row import compiling took 1.3 s of the
 # checks' 1.4 s, running them 0.1 s. Not by `jit = off`: asyncpg, introspecting a type inside the
 # transaction, reads `jit`, turns it off for the session and "restores" the value it read, so a
-# transaction-local `off` outlived the transaction on that (pooled) connection.
+# transaction-local `off` outlived the transaction on that connection.
 BULK_SETTINGS = "SET LOCAL jit_above_cost = -1"
 
 
