@@ -207,8 +207,6 @@ async def run(args: argparse.Namespace) -> str:
         f"Load generator: {'wrk (2 threads)' if shutil.which('wrk') else 'httpx in the bench process'}, "
         f"{args.concurrency} connections. The HTTP path alone (`GET /health/live`, no database, "
         f"{most} workers): **{live:.0f} req/s** — the ceiling of serving anything on this machine.",
-    ]
-    lines += [
         "",
         "## Statement cache off (for PgBouncer < 1.21), same page in process (no HTTP)",
         "",
