@@ -24,6 +24,7 @@ from secevents.server.importers import (
     ErrorLog,
     ImportFailed,
     LineError,
+    analyse_staging,
     not_utf8,
 )
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
@@ -108,7 +109,7 @@ async def import_lines(
         if errors:
             raise _failed(errors)
         with phases.phase("check", read.rows):
-            await conn.execute(ANALYZE_STAGING)
+            await analyse_staging(conn, ANALYZE_STAGING)
             await conn.execute(RESOLVE)
             for row in await conn.fetch(CHECKS):
                 errors.add(LineError(row[0], row[1], row[2]))

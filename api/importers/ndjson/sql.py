@@ -8,10 +8,10 @@ STAGING = """
 CREATE TEMP TABLE nd_sources (
   line integer, id uuid, kind text, title text, url text, publisher text, published_on date,
   retrieved_at timestamptz, language text, text text, external_ids jsonb, licence text, attribution text,
-  version integer, created_at timestamptz, updated_at timestamptz, action text) ON COMMIT DROP;
+  version integer, created_at timestamptz, updated_at timestamptz, action text DEFAULT 'create') ON COMMIT DROP;
 CREATE TEMP TABLE nd_organisations (
   line integer, id uuid, name text, kind text, country text, status text, description text,
-  external_ids jsonb, version integer, created_at timestamptz, updated_at timestamptz, action text) ON COMMIT DROP;
+  external_ids jsonb, version integer, created_at timestamptz, updated_at timestamptz, action text DEFAULT 'create') ON COMMIT DROP;
 CREATE TEMP TABLE nd_aliases (line integer, organisation_id uuid, ordinal integer, alias text) ON COMMIT DROP;
 CREATE TEMP TABLE nd_relationships (
   line integer, organisation_id uuid, ordinal integer, type text, related_organisation_id uuid,
@@ -22,7 +22,7 @@ CREATE TEMP TABLE nd_incidents (
   lat double precision, lon double precision, location_precision text, killed_low integer,
   killed_best integer, killed_high integer, injured_low integer, injured_best integer,
   injured_high integer, external_ids jsonb, version integer, created_at timestamptz,
-  updated_at timestamptz, doc json, action text) ON COMMIT DROP;
+  updated_at timestamptz, doc json, action text DEFAULT 'create') ON COMMIT DROP;
 CREATE TEMP TABLE nd_participants (
   line integer, incident_id uuid, ordinal integer, organisation_id uuid, role text) ON COMMIT DROP;
 CREATE TEMP TABLE nd_casualties (
@@ -32,13 +32,17 @@ CREATE TEMP TABLE nd_citations (
   line integer, owner_type text, owner_id uuid, ordinal integer, source_id uuid, quote text) ON COMMIT DROP;
 CREATE TEMP TABLE nd_statements (
   line integer, id uuid, record jsonb, version integer, created_at timestamptz, updated_at timestamptz,
-  action text) ON COMMIT DROP;
+  action text DEFAULT 'create') ON COMMIT DROP;
+-- The lines of records that are not written (unchanged, older…): their child rows are not either.
+-- Few or none in most imports, so the child rows' inserts need not read the wide nd_incidents.
+CREATE TEMP TABLE nd_unwritten (line integer) ON COMMIT DROP;
 CREATE TEMP TABLE nd_refs (
   line integer, field text, target_type text, target_id uuid, quote text) ON COMMIT DROP
 """
 
 # What each staged record does, by its version against the stored one (the upsert rule): no
-# stored record → create; the file's version newer → update; equal → unchanged; older → older
+# stored record → create (the staging column's default: only lines naming a stored id are
+# rewritten, not every staged row); the file's version newer → update; equal → unchanged; older → older
 # (skipped and reported). A line without a version for a stored record is reported by CHECKS.
 RECORD_TABLES = {
     "source": "sources",
@@ -48,12 +52,15 @@ RECORD_TABLES = {
 }
 RESOLVE = (
     ";\n".join(
-        f"""UPDATE nd_{table} n
-   SET action = CASE WHEN n.version IS NULL THEN 'unversioned'
-                     WHEN n.version > t.version THEN 'update'
-                     WHEN n.version = t.version THEN 'unchanged' ELSE 'older' END
-  FROM {table} t WHERE t.id = n.id;
-UPDATE nd_{table} SET action = 'create' WHERE action IS NULL"""
+        f"""WITH resolved AS (
+  UPDATE nd_{table} n
+     SET action = CASE WHEN n.version IS NULL THEN 'unversioned'
+                       WHEN n.version > t.version THEN 'update'
+                       WHEN n.version = t.version THEN 'unchanged' ELSE 'older' END
+    FROM {table} t WHERE t.id = n.id
+  RETURNING n.line, n.action
+)
+INSERT INTO nd_unwritten (line) SELECT line FROM resolved WHERE action <> 'update'"""
         for table in RECORD_TABLES.values()
     )
     + """;
@@ -167,6 +174,8 @@ _STAMPS = "coalesce(version, 1), coalesce(created_at, now()), coalesce(updated_a
 _RESTAMP = """version = n.version, created_at = coalesce(n.created_at, t.created_at),
        updated_at = coalesce(n.updated_at, now()), deleted_at = NULL"""
 _WRITTEN = "action IN ('create', 'update')"
+# A child row (participant, citation…) is written when its record is: its line is not unwritten.
+_KEPT = "NOT EXISTS (SELECT FROM nd_unwritten u WHERE u.line = {child}.line)"
 
 # Updated records lose their child rows first (written again below, as for a created record);
 # the citations of relationships go with the relationships (ON DELETE CASCADE).
@@ -194,18 +203,19 @@ DELETE FROM organisation_relationships
 DELETE FROM citations WHERE organisation_id IN (SELECT id FROM nd_organisations WHERE action = 'update');
 INSERT INTO organisation_aliases (organisation_id, ordinal, alias)
 SELECT a.organisation_id, a.ordinal, a.alias
-  FROM nd_aliases a JOIN nd_organisations o ON o.line = a.line WHERE o.{_WRITTEN};
+  FROM nd_aliases a WHERE {_KEPT.format(child="a")};
 WITH r AS (
   INSERT INTO organisation_relationships (organisation_id, ordinal, type, related_organisation_id, since, until)
   SELECT n.organisation_id, n.ordinal, n.type, n.related_organisation_id, n.since, n.until
-    FROM nd_relationships n JOIN nd_organisations o ON o.line = n.line
-   WHERE o.{_WRITTEN} ORDER BY n.line, n.ordinal
+    FROM nd_relationships n WHERE {_KEPT.format(child="n")} ORDER BY n.line, n.ordinal
   RETURNING id, organisation_id, ordinal
 )
 INSERT INTO citations (relationship_id, ordinal, source_id, quote)
 SELECT r.id, c.ord, (c.e->>'source_id')::uuid, c.e->>'quote'
   FROM r JOIN nd_relationships n ON n.organisation_id = r.organisation_id AND n.ordinal = r.ordinal,
        jsonb_array_elements(n.citations) WITH ORDINALITY AS c(e, ord);
+-- Created incidents in the staging table's order, which is the file's (COPYed in order, and
+-- RESOLVE rewrites only lines naming a stored id): no sort of the wide rows with their documents.
 INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
                        country, admin1, admin2, place, lat, lon, location_precision,
                        killed_low, killed_best, killed_high, injured_low, injured_best, injured_high,
@@ -214,7 +224,7 @@ SELECT id, title, summary, type, subtype, occurred_start, occurred_end, occurred
        country, admin1, admin2, place, lat, lon, location_precision,
        killed_low, killed_best, killed_high, injured_low, injured_best, injured_high,
        external_ids, {_STAMPS}, doc
-  FROM nd_incidents WHERE action = 'create' ORDER BY line;
+  FROM nd_incidents WHERE action = 'create';
 UPDATE incidents t
    SET title = n.title, summary = n.summary, type = n.type, subtype = n.subtype,
        occurred_start = n.occurred_start, occurred_end = n.occurred_end, occurred_precision = n.occurred_precision,
@@ -228,18 +238,17 @@ DELETE FROM incident_casualties WHERE incident_id IN (SELECT id FROM nd_incident
 DELETE FROM citations WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
 INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
 SELECT p.incident_id, p.ordinal, p.organisation_id, p.role
-  FROM nd_participants p JOIN nd_incidents i ON i.line = p.line WHERE i.{_WRITTEN};
+  FROM nd_participants p WHERE {_KEPT.format(child="p")};
 INSERT INTO incident_casualties (incident_id, ordinal, "group", killed_low, killed_best, killed_high,
                                  injured_low, injured_best, injured_high)
 SELECT c.incident_id, c.ordinal, c."group", c.killed_low, c.killed_best, c.killed_high,
        c.injured_low, c.injured_best, c.injured_high
-  FROM nd_casualties c JOIN nd_incidents i ON i.line = c.line WHERE i.{_WRITTEN};
+  FROM nd_casualties c WHERE {_KEPT.format(child="c")};
 INSERT INTO citations (incident_id, organisation_id, ordinal, source_id, quote)
 SELECT CASE WHEN c.owner_type = 'incident' THEN c.owner_id END,
        CASE WHEN c.owner_type = 'organisation' THEN c.owner_id END, c.ordinal, c.source_id, c.quote
   FROM nd_citations c
- WHERE EXISTS (SELECT 1 FROM nd_incidents i WHERE i.line = c.line AND i.{_WRITTEN})
-    OR EXISTS (SELECT 1 FROM nd_organisations o WHERE o.line = c.line AND o.{_WRITTEN})
+ WHERE {_KEPT.format(child="c")}
 """
 
 # Statements have nested claims and figures with citations of their own: few per import, so

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +17,7 @@ from secevents.server.importers import (
     ErrorLog,
     ImportFailed,
     LineError,
+    analyse_staging,
 )
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
 from secevents.server.importers.progress import Phases
@@ -117,6 +119,7 @@ async def import_file(
             created: list[UUID] = await conn.fetchval(CREATE_ORGANISATIONS, source_id)
             summary.organisations_linked, summary.organisations_created = len(linked), len(created)
             summary.source_created = source_action == "create"
+            await analyse_staging(conn, ANALYZE_STAGE)
             await conn.execute(RESOLVE_INCIDENTS)
             await conn.execute(SKIP_OLDER, release)
             await conn.execute(COMPARE_INCIDENTS, source_id)
@@ -138,7 +141,7 @@ async def import_file(
                 await conn.execute(REVISE_ORGANISATIONS, [*linked, *created], actor)
                 # Analysed before `action` was filled in: again, so the planner knows how many
                 # incidents get a revision.
-                await conn.execute(ANALYZE_STAGE)
+                await analyse_staging(conn, ANALYZE_STAGE)
                 await conn.execute(REVISE_INCIDENTS, actor)
         summary.skipped_older_ids = [r[0] for r in await conn.fetch(SKIPPED_OLDER, MAX_REPORTED_ERRORS)]
     summary.created = counts.get("create", 0)
@@ -152,13 +155,58 @@ async def import_file(
 async def _render_documents(conn: asyncpg.Connection, source_id: UUID) -> None:
     """Render the documents of the incidents to write from their staged rows, page by page, and
     stage them (``ucdp_docs``): the incidents are then written once, with their document."""
-    await conn.fetch(LOCK_NAMED_ORGANISATIONS)
-    after = 0
-    while rows := await conn.fetch(DOCUMENT_ROWS, source_id, after, documents.CHUNK):
-        await conn.copy_records_to_table(
-            "ucdp_docs", records=[(r["line"], _encode(incident_documents.build(r))) for r in rows]
-        )
-        after = rows[-1]["line"]
+    names = {r["id"]: r["name"] for r in await conn.fetch(LOCK_NAMED_ORGANISATIONS)}
+    page: list[tuple[int, bytes]] = []
+    # Iterated, not fetched page by page: the iterator closes the cursor at its end, and an open
+    # one on `incidents` would keep an --exclusive import from altering the table.
+    async for r in conn.cursor(DOCUMENT_ROWS, source_id, prefetch=documents.CHUNK):
+        page.append((r["line"], _encode(incident_documents.build(_named(r, names)))))
+        if len(page) == documents.CHUNK:
+            await conn.copy_records_to_table("ucdp_docs", records=page)
+            page.clear()
+    if page:
+        await conn.copy_records_to_table("ucdp_docs", records=page)
+
+
+class _StagedEstimate(msgspec.Struct):
+    low: int | None = None
+    best: int | None = None
+    high: int | None = None
+
+
+class _StagedGroup(msgspec.Struct):
+    group: str
+    killed: _StagedEstimate | None = None
+    injured: _StagedEstimate | None = None
+
+
+class _StagedParticipant(msgspec.Struct):
+    organisation_id: UUID
+    role: str
+
+
+_participants = msgspec.json.Decoder(list[_StagedParticipant])
+_breakdown = msgspec.json.Decoder(list[_StagedGroup])
+_NO_ESTIMATE = _StagedEstimate()
+
+
+def _named(r: asyncpg.Record, names: dict[UUID, str]) -> dict[str, Any]:
+    """A DOCUMENT_ROWS row as :func:`incident_documents.build` reads it: participants as
+    (organisation id, name, role), breakdown groups as (group, killed low/best/high, injured
+    low/best/high), as the renderer's own query gives them."""
+    row = dict(r.items())
+    row["participants"] = [
+        (p.organisation_id, names[p.organisation_id], p.role) for p in _participants.decode(r["participants"])
+    ]
+    row["breakdown"] = [
+        (g.group, *_bounds(g.killed), *_bounds(g.injured)) for g in _breakdown.decode(r["breakdown"])
+    ]
+    return row
+
+
+def _bounds(e: _StagedEstimate | None) -> tuple[int | None, int | None, int | None]:
+    e = e or _NO_ESTIMATE
+    return e.low, e.best, e.high
 
 
 async def _reject_duplicate_ids(conn: asyncpg.Connection, errors: ErrorLog, summary: UcdpSummary) -> None:

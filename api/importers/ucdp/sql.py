@@ -9,7 +9,9 @@ CREATE TEMP TABLE ucdp_stage (
   admin2 text, place text, lat double precision, lon double precision, location_precision text,
   killed_low integer, killed_best integer, killed_high integer, external_ids jsonb,
   side_a_actor text, side_b_actor text, breakdown jsonb, quote text,
-  incident_id uuid, action text, participants jsonb NOT NULL DEFAULT '[]'
+  -- A new incident unless RESOLVE_INCIDENTS finds the stored one: set as each row is COPYed, so
+  -- only the rows of stored incidents are rewritten for it.
+  incident_id uuid DEFAULT uuid_v7(), action text DEFAULT 'create', participants jsonb NOT NULL DEFAULT '[]'
 ) ON COMMIT DROP;
 CREATE TEMP TABLE ucdp_actors (
   actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
@@ -118,8 +120,7 @@ SELECT coalesce(array_agg(id), '{}') FROM new
 ANALYZE_STAGE = "ANALYZE ucdp_stage (line, ged_id, incident_id, action)"
 # Participants are matched through one map of actor → organisation, built once: matched per row,
 # the lookups cost more than the rest of the resolution.
-RESOLVE_INCIDENTS = f"""
-{ANALYZE_STAGE};
+RESOLVE_INCIDENTS = """
 CREATE TEMP TABLE actor_organisations ON COMMIT DROP AS
 SELECT external_ids->>'ucdp_actor_id' AS actor, id FROM organisations WHERE external_ids ? 'ucdp_actor_id';
 ANALYZE actor_organisations;
@@ -127,7 +128,6 @@ UPDATE ucdp_stage s
    SET incident_id = i.id, action = CASE WHEN i.deleted_at IS NULL THEN 'compare' ELSE 'deleted' END
   FROM incidents i
  WHERE i.external_ids ? 'ucdp_ged_id' AND i.external_ids->>'ucdp_ged_id' = s.ged_id;
-UPDATE ucdp_stage SET incident_id = uuid_v7(), action = 'create' WHERE incident_id IS NULL;
 UPDATE ucdp_stage s
    SET participants = p.doc
   FROM (SELECT k.line, jsonb_agg(jsonb_build_object('organisation_id', a.id, 'role', 'perpetrator')
@@ -186,9 +186,9 @@ UPDATE ucdp_stage s
 """
 
 # The organisations the documents name, locked as every renderer locks them (a rename waits, or
-# is waited for: secevents.server.sql.documents).
+# is waited for: secevents.server.sql.documents), and the names the documents give them.
 LOCK_NAMED_ORGANISATIONS = """
-SELECT o.id FROM organisations o
+SELECT o.id, o.name FROM organisations o
  WHERE o.id IN (SELECT (e->>'organisation_id')::uuid
                   FROM ucdp_stage s, jsonb_array_elements(s.participants) AS e
                  WHERE s.action IN ('create', 'update'))
@@ -196,9 +196,12 @@ SELECT o.id FROM organisations o
 """
 
 # The rows `secevents.server.sql.documents.incidents.build` renders, as the incidents to write will
-# be (version, stamps and external ids as WRITE_INCIDENTS sets them), a page of `$3` after line `$2`
-# (`$1`: the dataset source): documents are rendered before the rows are written, so each row is
-# written once, document included.
+# be (version, stamps and external ids as WRITE_INCIDENTS sets them; `$1`: the dataset source):
+# documents are rendered before the rows are written, so each row is written once, document
+# included. Participants and breakdown come as staged (JSON), named in Python from the locked
+# organisations (LOCK_NAMED_ORGANISATIONS): a subquery per row cost more than the rendering. Read
+# through one cursor: pages by `line > $n LIMIT …` would each scan and sort the
+# unindexed staging table, quadratic in the file's size.
 DOCUMENT_ROWS = """
 SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.title, s.summary, s.type,
        s.subtype, s.occurred_start, s.occurred_end, s.occurred_precision, s.country, s.admin1, s.admin2,
@@ -206,18 +209,11 @@ SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.tit
        NULL::integer AS injured_low, NULL::integer AS injured_best, NULL::integer AS injured_high,
        coalesce(i.external_ids || s.external_ids, s.external_ids) AS external_ids,
        coalesce(i.created_at, now()) AS created_at, now() AS updated_at,
-       ARRAY(SELECT ROW((t.e->>'organisation_id')::uuid, o.name, t.e->>'role')
-               FROM jsonb_array_elements(s.participants) WITH ORDINALITY AS t(e, ord)
-               JOIN organisations o ON o.id = (t.e->>'organisation_id')::uuid
-              ORDER BY t.ord) AS participants,
-       ARRAY(SELECT ROW(t.e->>'group', (t.e->'killed'->>'low')::int, (t.e->'killed'->>'best')::int,
-                        (t.e->'killed'->>'high')::int, NULL::int, NULL::int, NULL::int)
-               FROM jsonb_array_elements(s.breakdown) WITH ORDINALITY AS t(e, ord)
-              ORDER BY t.ord) AS breakdown,
+       s.participants, s.breakdown,
        ARRAY[ROW($1::uuid, s.quote)] AS citations
   FROM ucdp_stage s LEFT JOIN incidents i ON i.id = s.incident_id AND s.action = 'update'
- WHERE s.action IN ('create', 'update') AND s.line > $2
- ORDER BY s.line LIMIT $3
+ WHERE s.action IN ('create', 'update')
+ ORDER BY s.line
 """
 
 WRITE_INCIDENTS = """

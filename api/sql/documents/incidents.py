@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -38,7 +39,7 @@ EMBEDDED_ORGANISATIONS = (
 )
 
 
-def build(r: asyncpg.Record) -> Incident:
+def build(r: asyncpg.Record | Mapping[str, Any]) -> Incident:
     return Incident(
         id=r["id"],
         version=r["version"],
