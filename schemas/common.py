@@ -38,18 +38,18 @@ INT4_MAX = 2_147_483_647
 """Largest value a PostgreSQL ``integer`` column holds: every count is bounded by it."""
 
 # PostgreSQL text cannot hold NUL; rejecting it here keeps it from ever reaching the database.
-_NO_NUL = r"^[^\x00]*$"
-ShortText = Annotated[str, Meta(min_length=1, max_length=500, pattern=_NO_NUL)]
-Label = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
-LongText = Annotated[str, Meta(min_length=1, max_length=20_000, pattern=_NO_NUL)]
-Quote = Annotated[str, Meta(min_length=1, max_length=5_000, pattern=_NO_NUL)]
+NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
+Label = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+LongText = Annotated[str, Meta(min_length=1, max_length=20_000, pattern=NO_NUL)]
+Quote = Annotated[str, Meta(min_length=1, max_length=5_000, pattern=NO_NUL)]
 CountryCode = Annotated[
     str, Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code", examples=["PK"])
 ]
 Count = Annotated[int, Meta(ge=0, le=INT4_MAX)]
 ExternalIds = dict[
     Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")],
-    Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)],
+    Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)],
 ]
 DatePrecision = Literal["day", "week", "month", "year"]
 

@@ -8,14 +8,14 @@ from uuid import UUID
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from secevents.schemas.common import Base, ExternalIds, Label, RequestBase, ShortText
+from secevents.schemas.common import NO_NUL, Base, ExternalIds, Label, RequestBase, ShortText
 
 SourceKind = Literal["news_article", "official_document", "report", "dataset"]
 # Explicit ranges, not `\s`: regex engines disagree on which control characters are spaces,
 # and the spec's pattern must mean the same to every client as to the server.
 Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
 Language = Annotated[str, Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", examples=["en"])]
-SourceText = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"^[^\x00]*$")]
+SourceText = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=NO_NUL)]
 # An instant with its UTC offset (RFC 3339 `date-time`): a naive time would be read in the
 # database session's time zone. `tz=True` is also what makes msgspec document the format.
 Instant = Annotated[dt.datetime, Meta(tz=True)]
@@ -32,7 +32,7 @@ Attribution = Annotated[
     Meta(
         min_length=1,
         max_length=5000,
-        pattern=r"^[^\x00]*$",
+        pattern=NO_NUL,
         description="The credit and citation the licence asks for; exports repeat it",
     ),
 ]

@@ -9,6 +9,7 @@ from uuid import UUID
 from msgspec import UNSET, Meta, UnsetType, field
 
 from secevents.schemas.common import (
+    NO_NUL,
     Base,
     Citation,
     CitationIn,
@@ -67,7 +68,7 @@ class Figure(Base, kw_only=True):
 class FigureIn(RequestBase, kw_only=True):
     label: Label
     value: FigureValue
-    unit: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00]*$")] | None = None
+    unit: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)] | None = None
     period: DateSpanIn | None = None
     citations: NestedCitations = field(default_factory=list)
 

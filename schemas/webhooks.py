@@ -15,7 +15,7 @@ from uuid import UUID
 from msgspec import UNSET, Meta, UnsetType, field
 
 from secevents.schemas.changes import Change
-from secevents.schemas.common import Base, CountryCode, RequestBase
+from secevents.schemas.common import NO_NUL, Base, CountryCode, RequestBase
 from secevents.schemas.incidents import IncidentType
 from secevents.schemas.records import RecordType
 
@@ -50,7 +50,7 @@ WebhookUrl = Annotated[
         examples=["https://hooks.example.org/secevents"],
     ),
 ]
-Description = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]
+Description = Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
 EventTypes = Annotated[list[RecordType], Meta(min_length=1, max_length=4)]
 
 WebhookEventType = Literal[

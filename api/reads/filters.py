@@ -18,16 +18,18 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import QueryParameter
 
-from secevents.schemas.common import INT4_MAX
+from secevents.schemas.common import INT4_MAX, NO_NUL
 from secevents.server.http.errors import InvalidParameter
 
-# Free-text search: bounded, and never a NUL (PostgreSQL text cannot hold one).
+# A search's text: bounded, and never a NUL (PostgreSQL text cannot hold one). Every `q` has
+# these bounds, whatever it searches.
+SEARCH_MAX_LENGTH = 200
 SearchText = Annotated[
     str | None,
     QueryParameter(
         min_length=1,
-        max_length=200,
-        pattern=r"^[^\x00]*$",
+        max_length=SEARCH_MAX_LENGTH,
+        pattern=NO_NUL,
         description='Full-text search (PostgreSQL `websearch_to_tsquery`: words, "phrases", -exclusions, or)',
     ),
 ]

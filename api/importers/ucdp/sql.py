@@ -200,8 +200,8 @@ SELECT o.id, o.name FROM organisations o
 # documents are rendered before the rows are written, so each row is written once, document
 # included. Participants and breakdown come as staged (JSON), named in Python from the locked
 # organisations (LOCK_NAMED_ORGANISATIONS): a subquery per row cost more than the rendering. Read
-# through one cursor: pages by `line > $n LIMIT …` would each scan and sort the
-# unindexed staging table, quadratic in the file's size.
+# through one cursor, in no order (the documents are staged by line): pages by `line > $n LIMIT …`
+# would each scan and sort the unindexed staging table, quadratic in the file's size.
 DOCUMENT_ROWS = """
 SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.title, s.summary, s.type,
        s.subtype, s.occurred_start, s.occurred_end, s.occurred_precision, s.country, s.admin1, s.admin2,
@@ -213,7 +213,6 @@ SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.tit
        ARRAY[ROW($1::uuid, s.quote)] AS citations
   FROM ucdp_stage s LEFT JOIN incidents i ON i.id = s.incident_id AND s.action = 'update'
  WHERE s.action IN ('create', 'update')
- ORDER BY s.line
 """
 
 WRITE_INCIDENTS = """

@@ -12,6 +12,7 @@ from uuid import UUID
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
+from secevents.schemas.common import NO_NUL
 from secevents.schemas.incidents import IncidentType, ParticipantRole
 from secevents.server.http.errors import InvalidParameter
 from secevents.server.reads.filters import (
@@ -49,7 +50,7 @@ Admin1s = Annotated[
         description="First-level region, exact name; repeat for any of several",
         # What `_labels` accepts: 1–200 characters, never a NUL (PostgreSQL text cannot hold one).
         schema_extra=optional_list_of(
-            Schema(type=OpenAPIType.STRING, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+            Schema(type=OpenAPIType.STRING, min_length=1, max_length=200, pattern=NO_NUL)
         ),
     ),
 ]

@@ -10,9 +10,16 @@ from typing import Annotated
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import QueryParameter
 
+from secevents.schemas.common import NO_NUL
 from secevents.schemas.organisations import OrganisationKind, OrganisationStatus
 from secevents.server.http.errors import InvalidParameter
-from secevents.server.reads.filters import SqlBuilder, UpdatedAfter, instant, optional_list_of
+from secevents.server.reads.filters import (
+    SEARCH_MAX_LENGTH,
+    SqlBuilder,
+    UpdatedAfter,
+    instant,
+    optional_list_of,
+)
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -20,8 +27,8 @@ NameSearch = Annotated[
     str | None,
     QueryParameter(
         min_length=1,
-        max_length=200,
-        pattern=r"^[^\x00]*$",
+        max_length=SEARCH_MAX_LENGTH,
+        pattern=NO_NUL,
         description="Name search: names and aliases close to this one, tolerating typos, case and "
         "accents (trigram similarity)",
     ),
