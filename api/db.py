@@ -9,6 +9,7 @@ import signal
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 from importlib.resources import files as resources_files
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,26 @@ def url_with_database(url: str, name: str) -> str:
     return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
+# True in the task that hands a connection back when its request ran only statements that leave
+# the session as they found it (HeldConnections.release(unchanged=True)); the task copies the
+# context it was created in, so the pool's reset (reset_session) sees it.
+_SESSION_UNCHANGED: ContextVar[bool] = ContextVar("secevents_session_unchanged", default=False)
+
+
+async def reset_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset, run after asyncpg's own part (a transaction left open is rolled back,
+    listeners are dropped): asyncpg's reset query (``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``), except for a connection handed back as unchanged. A page or record
+    read is one ``SELECT`` outside a transaction: it leaves nothing to reset, and the query
+    would cost it a round trip and about a tenth of its CPU. Everything else — writes, imports,
+    exports, anything that failed — gets the query."""
+    if _SESSION_UNCHANGED.get():
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
 async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None = None) -> asyncpg.Pool:
     keepalive = max(settings.tcp_keepalives_idle, 1)
     return await asyncpg.create_pool(
@@ -198,6 +219,7 @@ async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None
         command_timeout=settings.command_timeout,
         statement_cache_size=settings.statement_cache_size,
         init=init_connection,
+        reset=reset_session,
         server_settings={
             "application_name": "secevents",
             "timezone": "UTC",
@@ -234,13 +256,21 @@ class HeldConnections:
         """Hold a connection acquired elsewhere (a replica's, say) like one of :meth:`acquire`."""
         self._held.add(conn)
 
-    async def release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    async def release(self, pool: asyncpg.Pool, conn: asyncpg.Connection, *, unchanged: bool = False) -> None:
         """Give the connection back. When the database died under it, asyncpg cannot reset it,
         terminates it (the pool opens a new one on a later acquire) and raises: that error must
         not replace the request's own outcome (a 503 for the connection error, or the response
         already computed) with a 500. A request cancelled meanwhile (its timeout) does not wait
-        for the reset: the connection is terminated."""
-        releasing = asyncio.ensure_future(pool.release(conn))
+        for the reset: the connection is terminated.
+
+        ``unchanged``: the connection ran only statements that change no session state (one
+        ``SELECT`` outside a transaction, which succeeded), so it goes back without the reset
+        query (:func:`reset_session`)."""
+        marked = _SESSION_UNCHANGED.set(unchanged)
+        try:
+            releasing = asyncio.ensure_future(pool.release(conn))
+        finally:
+            _SESSION_UNCHANGED.reset(marked)
         releasing.add_done_callback(_log_failed_release)
         try:
             # Still held while it is reset: a reset that waits on a frozen database is cut

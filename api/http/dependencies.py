@@ -77,17 +77,23 @@ def replica_failure(exc: BaseException) -> bool:
 
 @asynccontextmanager
 async def request_connection(
-    request: Request[Any, Any, Any], settings: Settings
+    request: Request[Any, Any, Any], settings: Settings, *, one_read: bool = False
 ) -> AsyncIterator[asyncpg.Connection]:
     """A connection for the request (:func:`acquire`), held where its request timeout can
     terminate it, and given back at the end of the block. An error on a replica's connection
     that means the replica failed marks it down and tells the read-routing middleware to answer
-    again from the primary."""
+    again from the primary.
+
+    ``one_read``: the block runs one ``SELECT`` outside a transaction and nothing else; when it
+    ends without an error the connection goes back without asyncpg's reset query
+    (:func:`secevents.server.db.reset_session`)."""
     pool, conn, replica = await acquire(request, settings)
     held = db.held_connections(request.scope)
     held.hold(conn)
+    unchanged = False
     try:
         yield conn
+        unchanged = one_read
     except Exception as exc:
         if replica is not None and replica_failure(exc):
             replicas: Replicas = request.app.state.replicas
@@ -95,7 +101,7 @@ async def request_connection(
             request.scope[REPLICA_FAILED] = True  # type: ignore[literal-required]
         raise
     finally:
-        await held.release(pool, conn)
+        await held.release(pool, conn, unchanged=unchanged)
 
 
 async def provide_connection(

@@ -75,7 +75,7 @@ async def list_response(
     shape = query_shape(resource, sort, request)
     after = codec.decode(cursor, shape.scope, sort) if cursor is not None else None
     sql, args = query(after)
-    async with request_connection(request, settings) as conn:
+    async with request_connection(request, settings, one_read=True) as conn:
         rows = await conn.fetch(sql, *args)
     if missing is not None:
         if not rows:
@@ -99,7 +99,7 @@ async def record_response(
 ) -> Response[bytes]:
     """One record (``sql`` returns ``doc, version``) with its ETag; 404 when absent."""
     settings = request_settings(request)
-    async with request_connection(request, settings) as conn:
+    async with request_connection(request, settings, one_read=True) as conn:
         row = await conn.fetchrow(sql, record_id)
     if row is None:
         raise NotFound(missing)
