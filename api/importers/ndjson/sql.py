@@ -272,12 +272,17 @@ STORED_LATER: dict[RecordType, str] = {
     "incident": f"SELECT id FROM nd_incidents WHERE {_WRITTEN} AND doc IS NULL ORDER BY line",
     "statement": f"SELECT id FROM nd_statements WHERE {_WRITTEN} ORDER BY line",
 }
-# One revision per record created or updated, carrying the stored document.
+# One revision per record created or updated, carrying the stored document, in the file's order.
+# Only the staged lines are sorted, then each record is looked up in that order (the lateral
+# lookup is kept from being flattened into a join, which would sort the joined rows, documents
+# and all: 0.9 GB on disk for 1,000,000 incidents).
 REVISION_STATEMENTS = [
     f"""
 INSERT INTO revisions (record_type, record_id, version, operation, data, api_key_id, actor)
 SELECT '{record_type}', r.id, r.version, n.action, r.doc, $1, $2
-  FROM nd_{table} n JOIN {table} r ON r.id = n.id WHERE n.{_WRITTEN} ORDER BY n.line"""
+  FROM (SELECT line, id, action FROM nd_{table} WHERE {_WRITTEN} ORDER BY line) n
+ CROSS JOIN LATERAL (SELECT t.id, t.version, t.doc FROM {table} t WHERE t.id = n.id OFFSET 0) r
+ ORDER BY n.line"""
     for record_type, table in RECORD_TABLES.items()
 ]
 

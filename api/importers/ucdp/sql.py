@@ -265,11 +265,13 @@ INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
 SELECT 'organisation', o.id, o.version, CASE WHEN o.version = 1 THEN 'create' ELSE 'update' END, o.doc, $2
   FROM organisations o WHERE o.id = ANY($1::uuid[]) ORDER BY o.id
 """
+# In the file's order: the staged lines are sorted, not the documents (as the NDJSON import's
+# REVISION_STATEMENTS).
 REVISE_INCIDENTS = """
 INSERT INTO revisions (record_type, record_id, version, operation, data, actor)
 SELECT 'incident', i.id, i.version, s.action, i.doc, $1
-  FROM ucdp_stage s JOIN incidents i ON i.id = s.incident_id
- WHERE s.action IN ('create', 'update')
+  FROM (SELECT line, incident_id, action FROM ucdp_stage WHERE action IN ('create', 'update') ORDER BY line) s
+ CROSS JOIN LATERAL (SELECT t.id, t.version, t.doc FROM incidents t WHERE t.id = s.incident_id OFFSET 0) i
  ORDER BY s.line
 """
 COUNT_ACTIONS = "SELECT action, count(*) FROM ucdp_stage GROUP BY action"
