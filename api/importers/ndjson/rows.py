@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from secevents.schemas.common import Citation, Estimate
+from secevents.schemas.common import Citation
 from secevents.schemas.imports import (
     ImportLine,
     IncidentImport,
@@ -22,15 +22,12 @@ from secevents.schemas.imports import (
 from secevents.server.importers import LineError
 from secevents.server.importers.ndjson.sql import TABLE_COLUMNS
 from secevents.server.sql.documents import incidents as incident_documents
+from secevents.server.sql.documents.shape import bounds
 
 BATCH_ROWS = 5_000
 MAX_LINE_BYTES = 4 * 1_048_576
 _decoder = msgspec.json.Decoder(ImportLine)
 _json = msgspec.json.encode
-
-
-def _estimate(e: Estimate | None) -> tuple[int | None, int | None, int | None]:
-    return (None, None, None) if e is None else (e.low, e.best, e.high)
 
 
 class ImportDocuments:
@@ -176,14 +173,14 @@ def _stage_incident(b: _Batches, line: int, r: IncidentImport) -> None:
     b.incidents.append((
         (line, r.id, r.title, r.summary, r.type, r.subtype, r.occurred.start, r.occurred.end,
          r.occurred.precision, loc.country, loc.admin1, loc.admin2, loc.place, loc.lat, loc.lon,
-         loc.precision, *_estimate(cas.killed), *_estimate(cas.injured), _json(r.external_ids),
+         loc.precision, *bounds(cas.killed), *bounds(cas.injured), _json(r.external_ids),
          r.version, r.created_at, r.updated_at),
         r,
     ))  # fmt: skip
     for k, p in enumerate(r.participants, start=1):
         b.add("nd_participants", (line, r.id, k, p.organisation_id, p.role))
     for k, g in enumerate(cas.breakdown, start=1):
-        b.add("nd_casualties", (line, r.id, k, g.group, *_estimate(g.killed), *_estimate(g.injured)))
+        b.add("nd_casualties", (line, r.id, k, g.group, *bounds(g.killed), *bounds(g.injured)))
     _owned_citations(b, line, "incident", r.id, r.citations)
 
 

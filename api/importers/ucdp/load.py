@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from secevents.schemas.incidents import CasualtyBreakdown, ParticipantIn
 from secevents.server.importers import (
     BULK_SETTINGS,
     MAX_REPORTED_ERRORS,
@@ -60,6 +61,7 @@ from secevents.server.importers.ucdp.vocabulary import (
 )
 from secevents.server.sql import documents
 from secevents.server.sql.documents import incidents as incident_documents
+from secevents.server.sql.documents.shape import bounds
 
 _encode = msgspec.json.Encoder().encode
 
@@ -168,26 +170,8 @@ async def _render_documents(conn: asyncpg.Connection, source_id: UUID) -> None:
         await conn.copy_records_to_table("ucdp_docs", records=page)
 
 
-class _StagedEstimate(msgspec.Struct):
-    low: int | None = None
-    best: int | None = None
-    high: int | None = None
-
-
-class _StagedGroup(msgspec.Struct):
-    group: str
-    killed: _StagedEstimate | None = None
-    injured: _StagedEstimate | None = None
-
-
-class _StagedParticipant(msgspec.Struct):
-    organisation_id: UUID
-    role: str
-
-
-_participants = msgspec.json.Decoder(list[_StagedParticipant])
-_breakdown = msgspec.json.Decoder(list[_StagedGroup])
-_NO_ESTIMATE = _StagedEstimate()
+_participants = msgspec.json.Decoder(list[ParticipantIn])
+_breakdown = msgspec.json.Decoder(list[CasualtyBreakdown])
 
 
 def _named(r: asyncpg.Record, names: dict[UUID, str]) -> dict[str, Any]:
@@ -199,14 +183,9 @@ def _named(r: asyncpg.Record, names: dict[UUID, str]) -> dict[str, Any]:
         (p.organisation_id, names[p.organisation_id], p.role) for p in _participants.decode(r["participants"])
     ]
     row["breakdown"] = [
-        (g.group, *_bounds(g.killed), *_bounds(g.injured)) for g in _breakdown.decode(r["breakdown"])
+        (g.group, *bounds(g.killed), *bounds(g.injured)) for g in _breakdown.decode(r["breakdown"])
     ]
     return row
-
-
-def _bounds(e: _StagedEstimate | None) -> tuple[int | None, int | None, int | None]:
-    e = e or _NO_ESTIMATE
-    return e.low, e.best, e.high
 
 
 async def _reject_duplicate_ids(conn: asyncpg.Connection, errors: ErrorLog, summary: UcdpSummary) -> None:

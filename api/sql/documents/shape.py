@@ -24,6 +24,11 @@ def estimate(low: int | None, best: int | None, high: int | None) -> Estimate | 
     return Estimate(low=low, best=best, high=high)
 
 
+def bounds(e: Estimate | None) -> tuple[int | None, int | None, int | None]:
+    """An estimate's (low, best, high), as its columns hold it: the inverse of :func:`estimate`."""
+    return (None, None, None) if e is None else (e.low, e.best, e.high)
+
+
 def span(start: dt.date | None, end: dt.date | None, precision: str | None) -> DateSpan | None:
     if start is None or end is None or precision is None:
         return None
