@@ -234,6 +234,14 @@ async def _replayed_past(c: Cluster, lsn: str) -> bool:
     return bool(await c.on_replica(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"))
 
 
+async def _replica_caught_up(c: Cluster) -> None:
+    """Wait until the replica has replayed everything the primary has committed (the sample
+    data seeded at start-up included), so that a feed read from it starts after all of it."""
+    async with db.connect(c.primary.url) as conn:
+        committed = await conn.fetchval("SELECT pg_current_wal_lsn()::text")
+    await until(lambda: _replayed_past(c, committed), interval=0.05)
+
+
 async def test_the_feed_read_from_the_replica_never_skips_a_transaction_that_commits_late() -> None:
     """Two writers on the primary: the first draws the smaller seq and commits last. A consumer
     paging the feed from the replica meanwhile is held back (the standby cannot list the
@@ -250,6 +258,7 @@ async def test_the_feed_read_from_the_replica_never_skips_a_transaction_that_com
 
 
 async def _late_commit_seen_once(c: Cluster, first: asyncpg.Connection, second: asyncpg.Connection) -> None:
+    await _replica_caught_up(c)
     _, cursor = await read_all(c.client)
     data = await first.fetchval("SELECT data::text FROM revisions LIMIT 1")
     slow = first.transaction()
@@ -278,6 +287,7 @@ async def test_a_long_poll_served_by_the_replica_answers_with_the_commit_that_wo
     replayed that far or falls back to the primary, so the waiter gets the change instead of
     an empty page from a replica that is behind (here: paused)."""
     async with cluster(read_after_wait=0.2) as c:
+        await _replica_caught_up(c)
         _, cursor = await read_all(c.client)
         await c.on_replica("SELECT pg_wal_replay_pause()")
         try:
