@@ -583,7 +583,11 @@ async def test_page_etag_and_304(client: httpx.AsyncClient, conn: asyncpg.Connec
     same = await client.get("/v1/organisations", params={"limit": "3"}, headers={"If-None-Match": etag})
     assert same.status_code == 304
     changed_id = uuid.UUID(first.json()["data"][0]["id"])
-    await conn.execute("UPDATE organisations SET description = 'changed' WHERE id = $1", changed_id)
+    # As every write does: a changed document is a new version (a page's ETag is made of its
+    # records' ids and versions).
+    await conn.execute(
+        "UPDATE organisations SET description = 'changed', version = version + 1 WHERE id = $1", changed_id
+    )
     await store_documents(conn, "organisation", [changed_id])
     changed = await client.get("/v1/organisations", params={"limit": "3"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -107,7 +106,7 @@ class CursorCodec:
         self._key = key
 
     def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, b"changes:" + payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+        return hmac.digest(self._key, b"changes:" + payload, "sha256")[:_SIGNATURE_BYTES]
 
     def encode(self, cursor: FeedCursor) -> str:
         batch = _pack(cursor.batch) if cursor.batch is not None else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,7 +42,7 @@ class RequestIdMiddleware:
                     request_id = candidate
                 break
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 

@@ -170,6 +170,23 @@ class Metrics:
             ["kind", "sqlstate"],
             registry=self.registry,
         )
+        # The labelled series of each (method, route, status) met so far: looking a series up
+        # by its labels costs more than counting the request.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def request_answered(self, method: str, route: str, status: int, seconds: float, body_bytes: int) -> None:
+        """Count a request once its response has gone out."""
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route, str(status)),
+                self.response_bytes.labels(method, route),
+            )
+        requests, latency, response_bytes = series
+        requests.inc()
+        latency.observe(seconds)
+        response_bytes.inc(body_bytes)
 
     def observe_pool(self, pool: asyncpg.Pool | None) -> None:
         if pool is None:
@@ -292,9 +309,7 @@ class AccessLogMiddleware:
         duration = ended - started
         if self.metrics is not None:
             self.metrics.in_progress.dec()
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route, str(status)).observe(duration)
-            self.metrics.response_bytes.labels(method, route).inc(response.bytes)
+            self.metrics.request_answered(method, route, status, duration, response.bytes)
         if not self.log.isEnabledFor(logging.INFO):
             return  # the access log is off: no event to build and drop
         # secevents.server.http.auth leaves who called in the scope's state: the key's id, never the key.

@@ -30,11 +30,11 @@ def page_sql(
 ) -> str:
     """One page of ``table alias`` under ``sql``'s conditions, plus one row to tell whether
     another follows, in a single statement that reads the stored documents as they are.
-    Rows: ``doc, k0, k1…``."""
+    Rows: ``doc, version, k0, k1…`` (the last key is the record's id)."""
     if after is not None:
         sql.where(sort.after([sql.param(value) for value in after]))
     return f"""
-SELECT {alias}.doc, {sort.select_keys()} FROM {table} {alias}
+SELECT {alias}.doc, {alias}.version, {sort.select_keys()} FROM {table} {alias}
  WHERE {sql.where_sql()}
  ORDER BY {sort.order_by} LIMIT {sql.param(limit + 1)}"""
 
@@ -44,7 +44,7 @@ def scoped_page_sql(parent_table: str, parent_param: str, page: str, sort: SortO
     parent does not exist, one row with a NULL ``doc`` when it has nothing to list."""
     keys = ", ".join(f"page.k{n}" for n in range(len(sort.columns)))
     return f"""
-SELECT page.doc, {keys}
+SELECT page.doc, page.version, {keys}
   FROM {parent_table} parent
   LEFT JOIN LATERAL ({page}) page ON true
  WHERE parent.id = {parent_param}::uuid AND parent.deleted_at IS NULL
@@ -64,8 +64,8 @@ async def list_response(
     query: PageQuery,
     missing: str | None = None,
 ) -> Response[bytes]:
-    """``query(after_key)`` returns the page's SQL (rows ``doc, k0, k1…``, at most
-    ``limit + 1``). With ``missing``, no row at all means the parent record does not exist
+    """``query(after_key)`` returns the page's SQL (rows ``doc, version, k0, k1…`` as
+    :func:`page_sql` selects them, at most ``limit + 1``). With ``missing``, no row at all means the parent record does not exist
     (404 with that message) and rows whose ``doc`` is NULL stand for an empty page.
 
     The connection is taken here, once the parameters and the cursor are known to be valid,
@@ -85,9 +85,10 @@ async def list_response(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = codec.encode(shape.scope, sort.key_of(rows[-1]))
-    body = json_page([row[0] for row in rows], next_cursor)  # row[0]: doc
+    body = json_page([row[0] for row in rows], next_cursor)
+    etag = page_etag([(row[-1], row[1]) for row in rows], next_cursor)  # (id, version)
     headers = {"Link": next_link(shape, next_cursor)} if next_cursor else {}
-    return conditional_response(request, settings, body, page_etag(body), headers=headers)
+    return conditional_response(request, settings, body, etag, headers=headers)
 
 
 async def record_response(

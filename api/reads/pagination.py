@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from uuid import UUID
 
 import msgspec
 from litestar import Request
@@ -33,14 +34,19 @@ MAX_CURSOR_LENGTH = 512
 
 @dataclass(frozen=True, slots=True)
 class SortOrder:
-    """One ``sort=`` value: the SQL expressions it orders by (the last one unique, all in the
-    same direction so a row comparison can walk a matching index) and the Python types of
-    their values, which the cursor carries."""
+    """One ``sort=`` value: the SQL expressions it orders by (the last one the record's id,
+    unique, all in the same direction so a row comparison can walk a matching index) and the
+    Python types of their values, which the cursor carries."""
 
     name: str
     columns: tuple[str, ...]
     key_types: tuple[type, ...]
     descending: bool
+
+    def __post_init__(self) -> None:
+        # Pages tell their records apart by the last key (their ETag: secevents.server.reads.listing).
+        if not self.columns[-1].endswith(".id") or self.key_types[-1] is not UUID:
+            raise ValueError(f"sort {self.name!r}: the last key must be the record's id")
 
     @property
     def order_by(self) -> str:
@@ -105,7 +111,7 @@ class CursorCodec:
         self._secret = secret
 
     def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+        return hmac.digest(self._secret, payload, "sha256")[:_SIGNATURE_BYTES]
 
     def encode(self, scope: str, key: tuple[Any, ...]) -> str:
         payload = msgspec.json.encode([scope, key])

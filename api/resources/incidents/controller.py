@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from secevents.schemas.incidents import Incident, IncidentCreate, IncidentPage, IncidentPatch
 from secevents.schemas.stats import IncidentStats, StatsKey
 from secevents.server.http.auth import WRITE_SECURITY, Principal
-from secevents.server.http.caching import conditional_response, page_etag
+from secevents.server.http.caching import body_etag, conditional_response
 from secevents.server.http.errors import InvalidParameter
 from secevents.server.reads.filters import Cursor, Limit
 from secevents.server.reads.listing import (
@@ -93,7 +93,7 @@ class IncidentController(Controller):
         sql, args = queries.stats_query(filters, group_by)
         groups: bytes = await conn.fetchval(sql, *args)
         body = b'{"group_by":' + msgspec.json.encode(group_by) + b',"data":' + groups + b"}"
-        return conditional_response(request, settings, body, page_etag(body))
+        return conditional_response(request, settings, body, body_etag(body))
 
     @get(
         "/{record_id:uuid}",
