@@ -266,11 +266,10 @@ class HeldConnections:
         ``unchanged``: the connection ran only statements that change no session state (one
         ``SELECT`` outside a transaction, which succeeded), so it goes back without the reset
         query (:func:`reset_session`)."""
-        marked = _SESSION_UNCHANGED.set(unchanged)
-        try:
-            releasing = asyncio.ensure_future(pool.release(conn))
-        finally:
-            _SESSION_UNCHANGED.reset(marked)
+        if unchanged:
+            await self._release_unchanged(pool, conn)
+            return
+        releasing = asyncio.ensure_future(pool.release(conn))
         releasing.add_done_callback(_log_failed_release)
         try:
             # Still held while it is reset: a reset that waits on a frozen database is cut
@@ -283,6 +282,18 @@ class HeldConnections:
         except Exception:  # noqa: S110 - logged by _log_failed_release
             pass
         finally:
+            self._held.discard(conn)
+
+    async def _release_unchanged(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        # Nothing to reset means nothing that could wait on the server: no task and shield of
+        # our own (asyncpg shields its part of the release).
+        marked = _SESSION_UNCHANGED.set(True)
+        try:
+            await pool.release(conn)
+        except Exception as exc:
+            log.warning("dropped a pooled connection that could not be released: %r", exc)
+        finally:
+            _SESSION_UNCHANGED.reset(marked)
             self._held.discard(conn)
 
     def terminate(self) -> int:
