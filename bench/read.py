@@ -211,7 +211,7 @@ async def measure_all(url: str, backfill_seconds: float | None, args: argparse.N
             async def operation() -> None:
                 async with pool.acquire() as conn:
                     rows = await conn.fetch(sql, *sql_args)
-                b'{"data":[' + b",".join(r[0] for r in rows[:50]) + b'],"next_cursor":null}'
+                b"".join((b'{"data":[', b",".join([r[0] for r in rows[:50]]), b'],"next_cursor":null}'))
 
             return operation
 
