@@ -20,6 +20,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_406_NOT_ACCEPTABLE
 
+from secevents.server.http.headers import scope_header
 from secevents.server.settings import Settings
 
 JSON = "application/json"
@@ -58,19 +59,10 @@ def none_match(if_none_match: str | None, etag: str) -> bool:
     return any(_opaque(tag) == wanted for tag in if_none_match.split(","))
 
 
-def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
-    """A request header's (first) value, read from the ASGI scope without building
-    ``request.headers``."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 def negotiate(request: Request[Any, Any, Any]) -> str:
     """The media type to answer with: JSON unless ``Accept`` prefers MessagePack; 406 when
     ``Accept`` allows neither."""
-    if _header(request, b"accept") is None:
+    if scope_header(request.scope, b"accept") is None:
         return JSON
     best = request.accept.best_match(list(REPRESENTATIONS))
     if best is None:
@@ -105,6 +97,6 @@ def conditional_response(
         # Same content, other bytes: a weak tag (If-Match on writes compares versions anyway).
         etag = f"W/{etag}"
     all_headers = {**cache_headers(settings), **(headers or {}), "ETag": etag}
-    if none_match(_header(request, b"if-none-match"), etag):
+    if none_match(scope_header(request.scope, b"if-none-match"), etag):
         return Response(content=b"", status_code=304, headers=all_headers)
     return Response(content=body, status_code=200, media_type=media_type, headers=all_headers)

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 
 from secevents.server import db
 from secevents.server.http.errors import CONNECTION_ERRORS, InvalidHeader, ServiceUnavailable
+from secevents.server.http.headers import scope_header
 from secevents.server.replicas import READ_AFTER_HEADER, Replica, Replicas, parse_lsn
 from secevents.server.settings import Settings
 
@@ -28,6 +29,7 @@ async def acquire_held(scope: Any, pool: asyncpg.Pool, settings: Settings) -> as
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+_READ_AFTER = READ_AFTER_HEADER.lower().encode()
 # Set in the scope when a replica failed under a read: the read is answered again by the primary
 # (secevents.server.http.consistency.ReadRoutingMiddleware).
 REPLICA_FAILED = "secevents.replica_failed"
@@ -36,7 +38,7 @@ PRIMARY_ONLY = "secevents.primary_only"
 
 def read_after(request: Request[Any, Any, Any]) -> int | None:
     """The ``Secevents-Read-After`` token a read carries, as a WAL position; 400 if malformed."""
-    raw = request.headers.get(READ_AFTER_HEADER)
+    raw = scope_header(request.scope, _READ_AFTER)
     if raw is None:
         return None
     try:

@@ -20,6 +20,8 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from secevents.server.http.headers import scope_header
+
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
@@ -68,13 +70,6 @@ def prefers_msgpack(accept: str | None) -> bool:
     return msgpack_q > json_q
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
 def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     for i, (key, value) in enumerate(headers):
         if key.lower() == b"vary":
@@ -96,8 +91,7 @@ class MsgpackMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        accept = _header(scope, b"accept")
-        answer_msgpack = prefers_msgpack(accept.decode("latin-1") if accept else None)
+        answer_msgpack = prefers_msgpack(scope_header(scope, b"accept") or None)
         await self.app(scope, receive, _MsgpackSender(send) if answer_msgpack else _VarySender(send))
 
 

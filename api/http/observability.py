@@ -40,6 +40,7 @@ from prometheus_client import (
 )
 
 from secevents.server.http.errors import CONNECTION_ERRORS, ServiceUnavailable
+from secevents.server.http.headers import scope_header
 from secevents.server.replicas import Replicas
 
 ACCESS_LOGGER = "secevents.access"
@@ -326,7 +327,7 @@ class AccessLogMiddleware:
             path=scope["path"],
             status=status,
             bytes=response.bytes,
-            user_agent=_header(scope, b"user-agent"),
+            user_agent=(scope_header(scope, b"user-agent") or "")[:512] or None,
             ttfb_ms=round((response.first_byte - started) * 1000, 3) if response.first_byte else None,
             duration_ms=round(duration * 1000, 3),
         )
@@ -339,10 +340,3 @@ class _Response:
         self.status = 500  # what the client gets if the app fails before answering
         self.first_byte: float | None = None
         self.bytes = 0
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")[:512]
-    return None
