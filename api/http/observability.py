@@ -95,6 +95,9 @@ def access_logger() -> Any:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
+        # Bound once, not on every call (1.7 us per request through the lazy proxy); the level
+        # is still the stdlib logger's, read at each call.
+        cache_logger_on_first_use=True,
     )
 
 
