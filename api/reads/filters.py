@@ -179,12 +179,12 @@ async def reject_unknown_query_parameters(request: Request[Any, Any, Any]) -> No
     """``before_request`` hook: a query parameter the handler does not declare is a 400 naming
     it. (Litestar ignores unknown parameters, which turns a typo into a silently wrong result.)"""
     handler = request.route_handler
-    if not isinstance(handler, HTTPRouteHandler) or not request.query_params:
+    if not isinstance(handler, HTTPRouteHandler) or not request.scope.get("query_string"):
         return
     if handler.opt.get("client_query"):
         return  # a page whose query string is its script's state (system/explorer.py)
     accepted, single = _accepted_parameters(handler, tuple(sorted(request.path_params)))
-    query = request.query_params
+    query = request.query_params  # a new MultiDict on every access: once
     for name in query:
         if name not in accepted:
             known = ", ".join(sorted(accepted)) or "none"
