@@ -19,8 +19,11 @@ from standardwebhooks.webhooks import Webhook
 
 from secevents import AsyncClient, webhooks
 from secevents.schemas.webhooks import WebhookCreate, WebhookPatch
-from secevents.server.settings import Settings, WebhookSettings
+from secevents.server import db
+from secevents.server.settings import DatabaseSettings, Settings, WebhookSettings
 from secevents.server.webhooks import addresses
+from secevents.server.webhooks.sender import Sender
+from secevents.server.webhooks.worker import DeliveryWorker
 from tests.receivers import Receiver, receiver, unused_url
 from tests.support import assert_problem, create_test_app, serve, until
 from tests.writing import Keys, incident_body, live_server, make_keys
@@ -457,3 +460,27 @@ async def test_the_sdk_manages_endpoints_and_verifies_deliveries(
     (received,) = hook.requests
     event = webhooks.verify(received.body, received.headers, created.secret)
     assert event.type == "webhook.test" and event.webhook_id == created.id
+
+
+async def test_the_worker_stops_when_cancelled_just_as_it_is_woken(database_url: str) -> None:
+    """A cancellation that arrives once the wake-up event is set, before the worker has run
+    again, stops the worker (Python 3.11's ``asyncio.wait_for`` returned normally then, the
+    worker went on polling, and the server's shutdown waited for it forever)."""
+    pool = await db.create_pool(
+        database_url, DatabaseSettings(url=database_url, pool_min_size=1, pool_max_size=2)
+    )
+    sender = Sender(allow_private=True, timeout=5)
+    try:
+        for _ in range(5):
+            worker = DeliveryWorker(pool, sender, dataclasses.replace(FAST, poll_interval=3600))
+            task = asyncio.create_task(worker.run())
+            await until(lambda w=worker: w.idle)
+            worker.wake()
+            await asyncio.sleep(0)  # the event's waiter is done; the worker has not run since
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=10)
+            assert done == {task} and task.cancelled()
+            await worker.stop()
+    finally:
+        await sender.close()
+        await pool.close()

@@ -110,8 +110,11 @@ class ChangeListener:
         # Changes may have committed while nobody listened: every waiter reads again.
         self.wake()
         while not lost.is_set():
+            # asyncio.timeout, not wait_for, which on Python 3.11 can swallow a cancellation
+            # (see secevents.server.webhooks.worker).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), PING_SECONDS)
+                async with asyncio.timeout(PING_SECONDS):
+                    await lost.wait()
                 continue
             await conn.execute("SELECT 1", timeout=self._connect_timeout)
 

@@ -96,8 +96,12 @@ class DeliveryWorker:
             if claimed == 0 or len(self._tasks) >= self._settings.concurrency:
                 self._sleeping = True
                 try:
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when
+                    # the task is cancelled just as the event is set, and the lost cancellation
+                    # left the shutdown waiting on this loop forever (seen under load).
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._sleep_seconds())
+                        async with asyncio.timeout(self._sleep_seconds()):
+                            await self._wake.wait()
                 finally:
                     self._sleeping = False
 
