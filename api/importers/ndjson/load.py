@@ -39,17 +39,20 @@ from secevents.server.importers.ndjson.rows import (
 from secevents.server.importers.ndjson.sql import (
     ANALYZE_STAGING,
     CHECKS,
+    INSERT_ROWS,
     OUTCOMES,
     RECORD_TABLES,
+    REFERENCES,
     RESOLVE,
     REVISION_STATEMENTS,
     STAGING,
     STAMP_STATEMENTS,
     STATEMENTS_TO_WRITE,
     STORED_LATER,
-    WRITE,
+    WRITE_RECORDS,
 )
 from secevents.server.importers.progress import Phases
+from secevents.server.importers.references import foreign_keys_held
 from secevents.server.resources.statements import queries as statements
 from secevents.server.sql import documents
 
@@ -119,7 +122,9 @@ async def import_lines(
         written = sum(result.created.values()) + sum(result.updated.values())
         async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
             with phases.phase("write", written):
-                await conn.execute(WRITE)
+                await conn.execute(WRITE_RECORDS)
+                async with foreign_keys_held(conn, REFERENCES):
+                    await conn.execute(INSERT_ROWS)
                 await _write_statements(conn)
             with phases.phase("documents") as rendered:
                 rendered.rows = await _store_documents(conn)

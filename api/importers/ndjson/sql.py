@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from secevents.schemas.records import RecordType
+from secevents.server.importers.references import Reference
 
 STAGING = """
 CREATE TEMP TABLE nd_sources (
@@ -178,8 +179,9 @@ _WRITTEN = "action IN ('create', 'update')"
 _KEPT = "NOT EXISTS (SELECT FROM nd_unwritten u WHERE u.line = {child}.line)"
 
 # Updated records lose their child rows first (written again below, as for a created record);
-# the citations of relationships go with the relationships (ON DELETE CASCADE).
-WRITE = f"""
+# the citations of relationships go with the relationships (ON DELETE CASCADE). The records and
+# the deletes come first, with the foreign keys' triggers (the cascades need them) ...
+WRITE_RECORDS = f"""
 INSERT INTO sources (id, kind, title, url, publisher, published_on, retrieved_at, language, text,
                      external_ids, licence, attribution, version, created_at, updated_at)
 SELECT id, kind, title, url, publisher, published_on, coalesce(retrieved_at, now()), language, text,
@@ -201,6 +203,22 @@ DELETE FROM organisation_aliases WHERE organisation_id IN (SELECT id FROM nd_org
 DELETE FROM organisation_relationships
  WHERE organisation_id IN (SELECT id FROM nd_organisations WHERE action = 'update');
 DELETE FROM citations WHERE organisation_id IN (SELECT id FROM nd_organisations WHERE action = 'update');
+UPDATE incidents t
+   SET title = n.title, summary = n.summary, type = n.type, subtype = n.subtype,
+       occurred_start = n.occurred_start, occurred_end = n.occurred_end, occurred_precision = n.occurred_precision,
+       country = n.country, admin1 = n.admin1, admin2 = n.admin2, place = n.place, lat = n.lat, lon = n.lon,
+       location_precision = n.location_precision, killed_low = n.killed_low, killed_best = n.killed_best,
+       killed_high = n.killed_high, injured_low = n.injured_low, injured_best = n.injured_best,
+       injured_high = n.injured_high, external_ids = n.external_ids, doc = n.doc, {_RESTAMP}
+  FROM nd_incidents n WHERE n.id = t.id AND n.action = 'update';
+DELETE FROM incident_participants WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
+DELETE FROM incident_casualties WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
+DELETE FROM citations WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update')
+"""
+
+# ... then the bulk of the rows, inserts only: the created incidents and every child row, whose
+# foreign keys are checked as a set (secevents.server.importers.references: REFERENCES below).
+INSERT_ROWS = f"""
 INSERT INTO organisation_aliases (organisation_id, ordinal, alias)
 SELECT a.organisation_id, a.ordinal, a.alias
   FROM nd_aliases a WHERE {_KEPT.format(child="a")};
@@ -225,17 +243,6 @@ SELECT id, title, summary, type, subtype, occurred_start, occurred_end, occurred
        killed_low, killed_best, killed_high, injured_low, injured_best, injured_high,
        external_ids, {_STAMPS}, doc
   FROM nd_incidents WHERE action = 'create';
-UPDATE incidents t
-   SET title = n.title, summary = n.summary, type = n.type, subtype = n.subtype,
-       occurred_start = n.occurred_start, occurred_end = n.occurred_end, occurred_precision = n.occurred_precision,
-       country = n.country, admin1 = n.admin1, admin2 = n.admin2, place = n.place, lat = n.lat, lon = n.lon,
-       location_precision = n.location_precision, killed_low = n.killed_low, killed_best = n.killed_best,
-       killed_high = n.killed_high, injured_low = n.injured_low, injured_best = n.injured_best,
-       injured_high = n.injured_high, external_ids = n.external_ids, doc = n.doc, {_RESTAMP}
-  FROM nd_incidents n WHERE n.id = t.id AND n.action = 'update';
-DELETE FROM incident_participants WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
-DELETE FROM incident_casualties WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
-DELETE FROM citations WHERE incident_id IN (SELECT id FROM nd_incidents WHERE action = 'update');
 INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
 SELECT p.incident_id, p.ordinal, p.organisation_id, p.role
   FROM nd_participants p WHERE {_KEPT.format(child="p")};
@@ -250,6 +257,27 @@ SELECT CASE WHEN c.owner_type = 'incident' THEN c.owner_id END,
   FROM nd_citations c
  WHERE {_KEPT.format(child="c")}
 """
+
+# What INSERT_ROWS's rows point at outside their own lines (a child row's record is on its line,
+# written by this import). The import's checks found each of these; they are held until it commits.
+REFERENCES = (
+    Reference(
+        "organisation",
+        "organisations",
+        "id",
+        f"""SELECT p.organisation_id FROM nd_participants p WHERE {_KEPT.format(child="p")}
+            UNION SELECT n.related_organisation_id FROM nd_relationships n WHERE {_KEPT.format(child="n")}""",
+    ),
+    Reference(
+        "source",
+        "sources",
+        "id",
+        f"""SELECT c.source_id FROM nd_citations c WHERE {_KEPT.format(child="c")}
+            UNION SELECT (e->>'source_id')::uuid FROM nd_relationships n, jsonb_array_elements(n.citations) e
+             WHERE {_KEPT.format(child="n")}""",
+    ),
+    Reference("country", "countries", "code", "SELECT country FROM nd_incidents WHERE action = 'create'"),
+)
 
 # Statements have nested claims and figures with citations of their own: few per import, so
 # they go through the resource's own insert, one statement each (an updated one is deleted first:

@@ -22,6 +22,7 @@ from secevents.server.importers import (
 )
 from secevents.server.importers.exclusive import indexes_rebuilt as exclusive_load
 from secevents.server.importers.progress import Phases
+from secevents.server.importers.references import foreign_keys_held
 from secevents.server.importers.ucdp.rows import (
     CountryResolver,
     RowMapper,
@@ -35,19 +36,22 @@ from secevents.server.importers.ucdp.sql import (
     COUNT_ACTIONS,
     CREATE_ORGANISATIONS,
     CREATE_STAGE,
+    DATASET_SOURCE,
     DOCUMENT_ROWS,
     DUPLICATE_IDS,
+    INSERT_INCIDENTS,
     LINK_ACTORS_BY_NAME,
     LOCK_NAMED_ORGANISATIONS,
+    REFERENCES,
     RESOLVE_INCIDENTS,
     REVISE_INCIDENTS,
     REVISE_ORGANISATIONS,
     REVISE_SOURCE,
     SKIP_OLDER,
     SKIPPED_OLDER,
+    UPDATE_INCIDENTS,
     UPSERT_DATASET_SOURCE,
     WRITE_CITATIONS,
-    WRITE_INCIDENTS,
 )
 from secevents.server.importers.ucdp.vocabulary import (
     DATASET_LICENCE,
@@ -131,8 +135,10 @@ async def import_file(
             await _render_documents(conn, source_id)
         async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
             with phases.phase("write", written):
-                await conn.execute(WRITE_INCIDENTS)
-                await conn.execute(WRITE_CITATIONS, source_id)
+                await conn.execute(UPDATE_INCIDENTS)
+                async with foreign_keys_held(conn, [*REFERENCES, DATASET_SOURCE.given(source_id)]):
+                    await conn.execute(INSERT_INCIDENTS)
+                    await conn.execute(WRITE_CITATIONS, source_id)
                 # The few records written before their documents could be rendered.
                 if source_action is not None:
                     await documents.store(conn, "source", [source_id])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from secevents.server.importers.references import Reference
+
 CREATE_STAGE = """
 CREATE TEMP TABLE ucdp_stage (
   line integer NOT NULL, ged_id text NOT NULL, title text, summary text, type text, subtype text,
@@ -196,7 +198,7 @@ SELECT o.id, o.name FROM organisations o
 """
 
 # The rows `secevents.server.sql.documents.incidents.build` renders, as the incidents to write will
-# be (version, stamps and external ids as WRITE_INCIDENTS sets them; `$1`: the dataset source):
+# be (version, stamps and external ids as UPDATE_INCIDENTS and INSERT_INCIDENTS set them; `$1`: the dataset source):
 # documents are rendered before the rows are written, so each row is written once, document
 # included. Participants and breakdown come as staged (JSON), named in Python from the locked
 # organisations (LOCK_NAMED_ORGANISATIONS): a subquery per row cost more than the rendering. Read
@@ -215,14 +217,8 @@ SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.tit
  WHERE s.action IN ('create', 'update')
 """
 
-WRITE_INCIDENTS = """
-INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
-                       country, admin1, admin2, place, lat, lon, location_precision,
-                       killed_low, killed_best, killed_high, external_ids, doc)
-SELECT s.incident_id, s.title, s.summary, s.type, s.subtype, s.occurred_start, s.occurred_end,
-       s.occurred_precision, s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
-       s.killed_low, s.killed_best, s.killed_high, s.external_ids, d.doc
-  FROM ucdp_stage s JOIN ucdp_docs d ON d.line = s.line WHERE s.action = 'create' ORDER BY s.line;
+# Updated incidents first, losing their child rows, with the foreign keys' triggers ...
+UPDATE_INCIDENTS = """
 UPDATE incidents i
    SET title = s.title, summary = s.summary, type = s.type, subtype = s.subtype,
        occurred_start = s.occurred_start, occurred_end = s.occurred_end,
@@ -237,7 +233,19 @@ UPDATE incidents i
  WHERE s.action = 'update' AND i.id = s.incident_id;
 DELETE FROM incident_participants WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
 DELETE FROM incident_casualties WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
-DELETE FROM citations WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update');
+DELETE FROM citations WHERE incident_id IN (SELECT incident_id FROM ucdp_stage WHERE action = 'update')
+"""
+
+# ... then inserts only, whose foreign keys are checked as a set
+# (secevents.server.importers.references: REFERENCES below).
+INSERT_INCIDENTS = """
+INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
+                       country, admin1, admin2, place, lat, lon, location_precision,
+                       killed_low, killed_best, killed_high, external_ids, doc)
+SELECT s.incident_id, s.title, s.summary, s.type, s.subtype, s.occurred_start, s.occurred_end,
+       s.occurred_precision, s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
+       s.killed_low, s.killed_best, s.killed_high, s.external_ids, d.doc
+  FROM ucdp_stage s JOIN ucdp_docs d ON d.line = s.line WHERE s.action = 'create' ORDER BY s.line;
 INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
 SELECT s.incident_id, t.ord, (t.e->>'organisation_id')::uuid, t.e->>'role'
   FROM ucdp_stage s, jsonb_array_elements(s.participants) WITH ORDINALITY AS t(e, ord)
@@ -253,6 +261,20 @@ WRITE_CITATIONS = """
 INSERT INTO citations (incident_id, ordinal, source_id, quote)
 SELECT incident_id, 1, $1, quote FROM ucdp_stage WHERE action IN ('create', 'update')
 """
+
+# What those inserts point at outside their own rows: the organisations named (locked since the
+# documents were rendered), the countries, and the dataset source (its id: `given`).
+REFERENCES = (
+    Reference(
+        "organisation",
+        "organisations",
+        "id",
+        """SELECT (e->>'organisation_id')::uuid FROM ucdp_stage s, jsonb_array_elements(s.participants) AS e
+            WHERE s.action IN ('create', 'update')""",
+    ),
+    Reference("country", "countries", "code", "SELECT country FROM ucdp_stage WHERE action = 'create'"),
+)
+DATASET_SOURCE = Reference("source", "sources", "id", "SELECT $1::uuid")
 
 
 # Revisions last, in one statement per record type: the change feed sees every imported record.
