@@ -42,12 +42,14 @@ MAX_REPORTED = 10
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """Rows of ``table`` (by ``key``) that an import's inserted rows point at: ``named`` is SQL
-    listing the keys (duplicates and NULLs allowed), taking ``args`` as its parameters."""
+    """Rows of ``table`` (by its key column ``key`` of SQL type ``key_type``) that an import's
+    inserted rows point at: ``named`` is SQL listing the keys (duplicates and NULLs allowed),
+    taking ``args`` as its parameters."""
 
     what: str
     table: str
     key: str
+    key_type: str
     named: str
     args: tuple[object, ...] = ()
 
@@ -55,17 +57,16 @@ class Reference:
         return replace(self, args=args)
 
     @property
-    def held_sql(self) -> str:
-        # A top-level locking SELECT: every row it returns is locked (a lock inside a CTE or
-        # subquery would be taken only on the rows the outer query happened to read).
-        return f"""
-SELECT t.{self.key}::text FROM {self.table} t
- WHERE t.{self.key} IN (SELECT k FROM ({self.named}) named(k))
-   FOR KEY SHARE OF t"""
-
-    @property
     def wanted_sql(self) -> str:
         return f"SELECT DISTINCT k::text FROM ({self.named}) named(k) WHERE k IS NOT NULL"
+
+    @property
+    def held_sql(self) -> str:
+        # The keys found, by index, each row locked as a foreign key's check locks it.
+        return f"""
+SELECT t.{self.key}::text FROM {self.table} t
+ WHERE t.{self.key} = ANY($1::text[]::{self.key_type}[])
+   FOR KEY SHARE OF t"""
 
 
 async def may_skip_row_checks(conn: asyncpg.Connection) -> bool:
@@ -95,9 +96,10 @@ async def hold(conn: asyncpg.Connection, references: Sequence[Reference]) -> Non
     ones that are not there."""
     missing: list[str] = []
     for reference in references:
-        held = {r[0] for r in await conn.fetch(reference.held_sql, *reference.args)}
         wanted = [r[0] for r in await conn.fetch(reference.wanted_sql, *reference.args)]
-        missing += [f"{reference.what} {key}" for key in sorted(set(wanted) - held)]
+        if wanted:
+            held = {r[0] for r in await conn.fetch(reference.held_sql, wanted)}
+            missing += [f"{reference.what} {key}" for key in wanted if key not in held]
     if missing:
         raise ImportFailed(
             f"{', '.join(missing[:MAX_REPORTED])}{' …' if len(missing) > MAX_REPORTED else ''}: "

@@ -265,6 +265,7 @@ REFERENCES = (
         "organisation",
         "organisations",
         "id",
+        "uuid",
         f"""SELECT p.organisation_id FROM nd_participants p WHERE {_KEPT.format(child="p")}
             UNION SELECT n.related_organisation_id FROM nd_relationships n WHERE {_KEPT.format(child="n")}""",
     ),
@@ -272,11 +273,14 @@ REFERENCES = (
         "source",
         "sources",
         "id",
+        "uuid",
         f"""SELECT c.source_id FROM nd_citations c WHERE {_KEPT.format(child="c")}
             UNION SELECT (e->>'source_id')::uuid FROM nd_relationships n, jsonb_array_elements(n.citations) e
              WHERE {_KEPT.format(child="n")}""",
     ),
-    Reference("country", "countries", "code", "SELECT country FROM nd_incidents WHERE action = 'create'"),
+    Reference(
+        "country", "countries", "code", "bpchar", "SELECT country FROM nd_incidents WHERE action = 'create'"
+    ),
 )
 
 # Statements have nested claims and figures with citations of their own: few per import, so

@@ -34,6 +34,7 @@ from secevents.server.importers.ucdp.sql import (
     ANALYZE_STAGE,
     COMPARE_INCIDENTS,
     COUNT_ACTIONS,
+    COUNTRIES,
     CREATE_ORGANISATIONS,
     CREATE_STAGE,
     DATASET_SOURCE,
@@ -42,7 +43,6 @@ from secevents.server.importers.ucdp.sql import (
     INSERT_INCIDENTS,
     LINK_ACTORS_BY_NAME,
     LOCK_NAMED_ORGANISATIONS,
-    REFERENCES,
     RESOLVE_INCIDENTS,
     REVISE_INCIDENTS,
     REVISE_ORGANISATIONS,
@@ -136,7 +136,7 @@ async def import_file(
         async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
             with phases.phase("write", written):
                 await conn.execute(UPDATE_INCIDENTS)
-                async with foreign_keys_held(conn, [*REFERENCES, DATASET_SOURCE.given(source_id)]):
+                async with foreign_keys_held(conn, [COUNTRIES, DATASET_SOURCE.given(source_id)]):
                     await conn.execute(INSERT_INCIDENTS)
                     await conn.execute(WRITE_CITATIONS, source_id)
                 # The few records written before their documents could be rendered.

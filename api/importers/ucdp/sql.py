@@ -262,19 +262,13 @@ INSERT INTO citations (incident_id, ordinal, source_id, quote)
 SELECT incident_id, 1, $1, quote FROM ucdp_stage WHERE action IN ('create', 'update')
 """
 
-# What those inserts point at outside their own rows: the organisations named (locked since the
-# documents were rendered), the countries, and the dataset source (its id: `given`).
-REFERENCES = (
-    Reference(
-        "organisation",
-        "organisations",
-        "id",
-        """SELECT (e->>'organisation_id')::uuid FROM ucdp_stage s, jsonb_array_elements(s.participants) AS e
-            WHERE s.action IN ('create', 'update')""",
-    ),
-    Reference("country", "countries", "code", "SELECT country FROM ucdp_stage WHERE action = 'create'"),
+# What those inserts point at outside their own rows: the countries and the dataset source (its
+# id: `given`). The organisations the participants name are held already: LOCK_NAMED_ORGANISATIONS
+# locked every one of them (FOR SHARE) before their names went into the documents.
+COUNTRIES = Reference(
+    "country", "countries", "code", "bpchar", "SELECT country FROM ucdp_stage WHERE action = 'create'"
 )
-DATASET_SOURCE = Reference("source", "sources", "id", "SELECT $1::uuid")
+DATASET_SOURCE = Reference("source", "sources", "id", "uuid", "SELECT $1::uuid")
 
 
 # Revisions last, in one statement per record type: the change feed sees every imported record.
