@@ -45,6 +45,7 @@ from secevents.server.importers.ndjson.sql import (
     REFERENCES,
     RESOLVE,
     REVISION_STATEMENTS,
+    REWRITE_UPDATED,
     STAGING,
     STAMP_STATEMENTS,
     STATEMENTS_TO_WRITE,
@@ -123,6 +124,8 @@ async def import_lines(
         async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
             with phases.phase("write", written):
                 await conn.execute(WRITE_RECORDS)
+                if any(result.updated.values()):
+                    await conn.execute(REWRITE_UPDATED)
                 async with foreign_keys_held(conn, REFERENCES):
                     await conn.execute(INSERT_ROWS)
                 await _write_statements(conn)

@@ -178,23 +178,27 @@ _WRITTEN = "action IN ('create', 'update')"
 # A child row (participant, citation…) is written when its record is: its line is not unwritten.
 _KEPT = "NOT EXISTS (SELECT FROM nd_unwritten u WHERE u.line = {child}.line)"
 
-# Updated records lose their child rows first (written again below, as for a created record);
-# the citations of relationships go with the relationships (ON DELETE CASCADE). The records and
-# the deletes come first, with the foreign keys' triggers (the cascades need them) ...
+# The records first, with the foreign keys' triggers: created sources and organisations ...
 WRITE_RECORDS = f"""
 INSERT INTO sources (id, kind, title, url, publisher, published_on, retrieved_at, language, text,
                      external_ids, licence, attribution, version, created_at, updated_at)
 SELECT id, kind, title, url, publisher, published_on, coalesce(retrieved_at, now()), language, text,
        external_ids, licence, attribution, {_STAMPS}
   FROM nd_sources WHERE action = 'create' ORDER BY line;
+INSERT INTO organisations (id, name, kind, country, status, description, external_ids, version, created_at, updated_at)
+SELECT id, name, kind, country, status, description, external_ids, {_STAMPS}
+  FROM nd_organisations WHERE action = 'create' ORDER BY line
+"""
+
+# ... and the updated records, which lose their child rows (written again below, as for a created
+# record; the citations of relationships go with the relationships: ON DELETE CASCADE, which needs
+# the triggers). Run only when the file updates something: each statement scans a staging table.
+REWRITE_UPDATED = f"""
 UPDATE sources t
    SET kind = n.kind, title = n.title, url = n.url, publisher = n.publisher, published_on = n.published_on,
        retrieved_at = coalesce(n.retrieved_at, t.retrieved_at), language = n.language, text = n.text,
        external_ids = n.external_ids, licence = n.licence, attribution = n.attribution, {_RESTAMP}
   FROM nd_sources n WHERE n.id = t.id AND n.action = 'update';
-INSERT INTO organisations (id, name, kind, country, status, description, external_ids, version, created_at, updated_at)
-SELECT id, name, kind, country, status, description, external_ids, {_STAMPS}
-  FROM nd_organisations WHERE action = 'create' ORDER BY line;
 UPDATE organisations t
    SET name = n.name, kind = n.kind, country = n.country, status = n.status, description = n.description,
        external_ids = n.external_ids, {_RESTAMP}
