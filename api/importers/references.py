@@ -75,17 +75,17 @@ async def may_skip_row_checks(conn: asyncpg.Connection) -> bool:
 
 
 @asynccontextmanager
-async def foreign_keys_held(conn: asyncpg.Connection, references: Sequence[Reference]) -> AsyncIterator[bool]:
+async def foreign_keys_held(conn: asyncpg.Connection, references: Sequence[Reference]) -> AsyncIterator[None]:
     """Run the block's inserts without the foreign keys' row-by-row checks when the role may,
     then lock ``references`` (every row the inserted rows point at outside the import) and raise
-    :class:`ImportFailed` if one is gone. Yields whether the row checks are skipped.
+    :class:`ImportFailed` if one is gone.
 
     Only inserts belong in the block: deletes and key updates need the foreign keys' cascades,
     which the setting skips too. Inside the import's transaction (the setting is ``LOCAL``)."""
     skipped = await may_skip_row_checks(conn)
     if skipped:
         await conn.execute("SET LOCAL session_replication_role = replica")
-    yield skipped
+    yield
     if skipped:
         await conn.execute("SET LOCAL session_replication_role = origin")
         await hold(conn, references)
