@@ -37,10 +37,11 @@ from secevents.server.importers.ucdp.sql import (
     COUNTRIES,
     CREATE_ORGANISATIONS,
     CREATE_STAGE,
+    CREATED_COLUMNS,
+    CREATED_DOCUMENT_ROWS,
     DATASET_SOURCE,
-    DOCUMENT_ROWS,
     DUPLICATE_IDS,
-    INSERT_INCIDENTS,
+    INSERT_CHILD_ROWS,
     LINK_ACTORS_BY_NAME,
     LOCK_NAMED_ORGANISATIONS,
     RESOLVE_INCIDENTS,
@@ -50,6 +51,7 @@ from secevents.server.importers.ucdp.sql import (
     SKIP_OLDER,
     SKIPPED_OLDER,
     UPDATE_INCIDENTS,
+    UPDATED_DOCUMENT_ROWS,
     UPSERT_DATASET_SOURCE,
     WRITE_CITATIONS,
 )
@@ -131,13 +133,19 @@ async def import_file(
             await conn.execute(COMPARE_INCIDENTS, source_id)
         counts = {r["action"]: r["count"] for r in await conn.fetch(COUNT_ACTIONS)}
         written = counts.get("create", 0) + counts.get("update", 0)
-        with phases.phase("documents", written):
-            await _render_documents(conn, source_id)
+        names = {r["id"]: r["name"] for r in await conn.fetch(LOCK_NAMED_ORGANISATIONS)}
+        with phases.phase("documents", counts.get("update", 0)):
+            await _render_documents(
+                conn, source_id, names, UPDATED_DOCUMENT_ROWS, "ucdp_docs", ("line", "doc")
+            )
         async with exclusive_load(conn, phases=phases) if exclusive else nullcontext():
             with phases.phase("write", written):
                 await conn.execute(UPDATE_INCIDENTS)
                 async with foreign_keys_held(conn, [COUNTRIES, DATASET_SOURCE.given(source_id)]):
-                    await conn.execute(INSERT_INCIDENTS)
+                    await _render_documents(
+                        conn, source_id, names, CREATED_DOCUMENT_ROWS, "incidents", CREATED_COLUMNS
+                    )
+                    await conn.execute(INSERT_CHILD_ROWS)
                     await conn.execute(WRITE_CITATIONS, source_id)
                 # The few records written before their documents could be rendered.
                 if source_action is not None:
@@ -160,20 +168,29 @@ async def import_file(
     return summary
 
 
-async def _render_documents(conn: asyncpg.Connection, source_id: UUID) -> None:
-    """Render the documents of the incidents to write from their staged rows, page by page, and
-    stage them (``ucdp_docs``): the incidents are then written once, with their document."""
-    names = {r["id"]: r["name"] for r in await conn.fetch(LOCK_NAMED_ORGANISATIONS)}
-    page: list[tuple[int, bytes]] = []
+async def _render_documents(
+    conn: asyncpg.Connection,
+    source_id: UUID,
+    names: dict[UUID, str],
+    rows: str,
+    table: str,
+    columns: tuple[str, ...],
+) -> None:
+    """Render the documents of the incidents of ``rows`` (CREATED_DOCUMENT_ROWS or
+    UPDATED_DOCUMENT_ROWS) from their staged rows, and COPY ``columns`` of each (the document
+    last) into ``table``, page by page: created incidents straight into ``incidents``, written
+    once with their document; updated ones into ``ucdp_docs``, which UPDATE_INCIDENTS reads."""
+    fields = columns[:-1]
+    page: list[tuple[Any, ...]] = []
     # Iterated, not fetched page by page: the iterator closes the cursor at its end, and an open
     # one on `incidents` would keep an --exclusive import from altering the table.
-    async for r in conn.cursor(DOCUMENT_ROWS, source_id, prefetch=documents.CHUNK):
-        page.append((r["line"], _encode(incident_documents.build(_named(r, names)))))
+    async for r in conn.cursor(rows, source_id, prefetch=documents.CHUNK):
+        page.append((*(r[f] for f in fields), _encode(incident_documents.build(_named(r, names)))))
         if len(page) == documents.CHUNK:
-            await conn.copy_records_to_table("ucdp_docs", records=page)
+            await conn.copy_records_to_table(table, records=page, columns=columns)
             page.clear()
     if page:
-        await conn.copy_records_to_table("ucdp_docs", records=page)
+        await conn.copy_records_to_table(table, records=page, columns=columns)
 
 
 _participants = msgspec.json.Decoder(list[ParticipantIn])
@@ -181,7 +198,7 @@ _breakdown = msgspec.json.Decoder(list[CasualtyBreakdown])
 
 
 def _named(r: asyncpg.Record, names: dict[UUID, str]) -> dict[str, Any]:
-    """A DOCUMENT_ROWS row as :func:`incident_documents.build` reads it: participants as
+    """A row of CREATED_DOCUMENT_ROWS or UPDATED_DOCUMENT_ROWS as :func:`incident_documents.build` reads it: participants as
     (organisation id, name, role), breakdown groups as (group, killed low/best/high, injured
     low/best/high), as the renderer's own query gives them."""
     row = dict(r.items())

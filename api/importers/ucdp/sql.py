@@ -13,7 +13,7 @@ CREATE TEMP TABLE ucdp_stage (
   side_a_actor text, side_b_actor text, breakdown jsonb, quote text,
   -- A new incident unless RESOLVE_INCIDENTS finds the stored one: set as each row is COPYed, so
   -- only the rows of stored incidents are rewritten for it.
-  incident_id uuid DEFAULT uuid_v7(), action text DEFAULT 'create', participants jsonb NOT NULL DEFAULT '[]'
+  incident_id uuid DEFAULT uuid_v7(), action text DEFAULT 'create'
 ) ON COMMIT DROP;
 CREATE TEMP TABLE ucdp_actors (
   actor_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, country text, first_line integer
@@ -121,7 +121,9 @@ SELECT coalesce(array_agg(id), '{}') FROM new
 # summaries) too took as long as the join it informs.
 ANALYZE_STAGE = "ANALYZE ucdp_stage (line, ged_id, incident_id, action)"
 # Participants are matched through one map of actor → organisation, built once: matched per row,
-# the lookups cost more than the rest of the resolution.
+# the lookups cost more than the rest of the resolution. They go to a table of their own (a row's
+# participants by line; none: no row): set on the staged rows, they rewrote every wide row and
+# doubled the table every later statement scans.
 RESOLVE_INCIDENTS = """
 CREATE TEMP TABLE actor_organisations ON COMMIT DROP AS
 SELECT external_ids->>'ucdp_actor_id' AS actor, id FROM organisations WHERE external_ids ? 'ucdp_actor_id';
@@ -130,15 +132,14 @@ UPDATE ucdp_stage s
    SET incident_id = i.id, action = CASE WHEN i.deleted_at IS NULL THEN 'compare' ELSE 'deleted' END
   FROM incidents i
  WHERE i.external_ids ? 'ucdp_ged_id' AND i.external_ids->>'ucdp_ged_id' = s.ged_id;
-UPDATE ucdp_stage s
-   SET participants = p.doc
-  FROM (SELECT k.line, jsonb_agg(jsonb_build_object('organisation_id', a.id, 'role', 'perpetrator')
-                                 ORDER BY side.ord) AS doc
-          FROM ucdp_stage k
-         CROSS JOIN LATERAL (VALUES (1, k.side_a_actor), (2, k.side_b_actor)) AS side(ord, actor)
-          JOIN actor_organisations a ON a.actor = side.actor
-         GROUP BY k.line) p
- WHERE p.line = s.line
+CREATE TEMP TABLE ucdp_participants (line integer PRIMARY KEY, participants jsonb NOT NULL) ON COMMIT DROP;
+INSERT INTO ucdp_participants
+SELECT k.line, jsonb_agg(jsonb_build_object('organisation_id', a.id, 'role', 'perpetrator') ORDER BY side.ord)
+  FROM ucdp_stage k
+ CROSS JOIN LATERAL (VALUES (1, k.side_a_actor), (2, k.side_b_actor)) AS side(ord, actor)
+  JOIN actor_organisations a ON a.actor = side.actor
+ GROUP BY k.line;
+ANALYZE ucdp_participants (line)
 """
 
 # A stored incident that a newer release wrote stays as it is: the file's release ($1) is older,
@@ -167,7 +168,8 @@ UPDATE ucdp_stage s
           s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
           s.killed_low, s.killed_best, s.killed_high, NULL::integer, NULL::integer, NULL::integer)
          OR NOT i.external_ids @> s.external_ids
-         OR s.participants IS DISTINCT FROM (
+         OR coalesce((SELECT p.participants FROM ucdp_participants p WHERE p.line = s.line), '[]')
+            IS DISTINCT FROM (
               SELECT coalesce(jsonb_agg(jsonb_build_object('organisation_id', p.organisation_id, 'role', p.role)
                                         ORDER BY p.ordinal), '[]'::jsonb)
                 FROM incident_participants p WHERE p.incident_id = i.id)
@@ -192,30 +194,51 @@ UPDATE ucdp_stage s
 LOCK_NAMED_ORGANISATIONS = """
 SELECT o.id, o.name FROM organisations o
  WHERE o.id IN (SELECT (e->>'organisation_id')::uuid
-                  FROM ucdp_stage s, jsonb_array_elements(s.participants) AS e
+                  FROM ucdp_stage s JOIN ucdp_participants p ON p.line = s.line,
+                       jsonb_array_elements(p.participants) AS e
                  WHERE s.action IN ('create', 'update'))
  ORDER BY o.id FOR SHARE
 """
 
-# The rows `secevents.server.sql.documents.incidents.build` renders, as the incidents to write will
-# be (version, stamps and external ids as UPDATE_INCIDENTS and INSERT_INCIDENTS set them; `$1`: the dataset source):
-# documents are rendered before the rows are written, so each row is written once, document
-# included. Participants and breakdown come as staged (JSON), named in Python from the locked
-# organisations (LOCK_NAMED_ORGANISATIONS): a subquery per row cost more than the rendering. Read
-# through one cursor, in no order (the documents are staged by line): pages by `line > $n LIMIT …`
-# would each scan and sort the unindexed staging table, quadratic in the file's size.
-DOCUMENT_ROWS = """
-SELECT s.line, s.incident_id AS id, coalesce(i.version + 1, 1) AS version, s.title, s.summary, s.type,
+
+# The rows `secevents.server.sql.documents.incidents.build` renders, of the created or of the
+# updated incidents, as those will be written (version, stamps and external ids as the COPY of
+# created incidents and UPDATE_INCIDENTS set them; `$1`: the dataset source): documents are
+# rendered before the rows are written, so each row is written once, document included.
+# Participants and breakdown come as staged (JSON), named in Python from the locked organisations
+# (LOCK_NAMED_ORGANISATIONS): a subquery per row cost more than the rendering. Read through one
+# cursor, in the staging table's order (the file's, for created incidents: their staged rows are
+# never rewritten), unsorted: pages by `line > $n LIMIT …` would each scan and sort the unindexed
+# staging table, quadratic in the file's size.
+def _document_rows(action: str, stored: str, version: str, external_ids: str, created_at: str) -> str:
+    return f"""
+SELECT s.line, s.incident_id AS id, {version} AS version, s.title, s.summary, s.type,
        s.subtype, s.occurred_start, s.occurred_end, s.occurred_precision, s.country, s.admin1, s.admin2,
        s.place, s.lat, s.lon, s.location_precision, s.killed_low, s.killed_best, s.killed_high,
        NULL::integer AS injured_low, NULL::integer AS injured_best, NULL::integer AS injured_high,
-       coalesce(i.external_ids || s.external_ids, s.external_ids) AS external_ids,
-       coalesce(i.created_at, now()) AS created_at, now() AS updated_at,
-       s.participants, s.breakdown,
+       {external_ids} AS external_ids, {created_at} AS created_at, now() AS updated_at,
+       coalesce(p.participants, '[]') AS participants, s.breakdown,
        ARRAY[ROW($1::uuid, s.quote)] AS citations
-  FROM ucdp_stage s LEFT JOIN incidents i ON i.id = s.incident_id AND s.action = 'update'
- WHERE s.action IN ('create', 'update')
+  FROM ucdp_stage s LEFT JOIN ucdp_participants p ON p.line = s.line{stored}
+ WHERE s.action = '{action}'
 """
+
+
+CREATED_DOCUMENT_ROWS = _document_rows("create", "", "1", "s.external_ids", "now()")
+UPDATED_DOCUMENT_ROWS = _document_rows(
+    "update",
+    " JOIN incidents i ON i.id = s.incident_id",
+    "i.version + 1",
+    "i.external_ids || s.external_ids",
+    "i.created_at",
+)
+# The columns of a created incident as the render loop COPYs them: from its CREATED_DOCUMENT_ROWS
+# row, and its document last.
+CREATED_COLUMNS = (
+    "id", "title", "summary", "type", "subtype", "occurred_start", "occurred_end", "occurred_precision",
+    "country", "admin1", "admin2", "place", "lat", "lon", "location_precision",
+    "killed_low", "killed_best", "killed_high", "external_ids", "created_at", "updated_at", "doc",
+)  # fmt: skip
 
 # Updated incidents first, losing their child rows, with the foreign keys' triggers ...
 UPDATE_INCIDENTS = """
@@ -237,18 +260,13 @@ DELETE FROM citations WHERE incident_id IN (SELECT incident_id FROM ucdp_stage W
 """
 
 # ... then inserts only, whose foreign keys are checked as a set
-# (secevents.server.importers.references: REFERENCES below).
-INSERT_INCIDENTS = """
-INSERT INTO incidents (id, title, summary, type, subtype, occurred_start, occurred_end, occurred_precision,
-                       country, admin1, admin2, place, lat, lon, location_precision,
-                       killed_low, killed_best, killed_high, external_ids, doc)
-SELECT s.incident_id, s.title, s.summary, s.type, s.subtype, s.occurred_start, s.occurred_end,
-       s.occurred_precision, s.country, s.admin1, s.admin2, s.place, s.lat, s.lon, s.location_precision,
-       s.killed_low, s.killed_best, s.killed_high, s.external_ids, d.doc
-  FROM ucdp_stage s JOIN ucdp_docs d ON d.line = s.line WHERE s.action = 'create' ORDER BY s.line;
+# (secevents.server.importers.references: REFERENCES below): the created incidents themselves are
+# COPYed as their documents are rendered, then their child rows and those of updated incidents.
+INSERT_CHILD_ROWS = """
 INSERT INTO incident_participants (incident_id, ordinal, organisation_id, role)
 SELECT s.incident_id, t.ord, (t.e->>'organisation_id')::uuid, t.e->>'role'
-  FROM ucdp_stage s, jsonb_array_elements(s.participants) WITH ORDINALITY AS t(e, ord)
+  FROM ucdp_stage s JOIN ucdp_participants p ON p.line = s.line,
+       jsonb_array_elements(p.participants) WITH ORDINALITY AS t(e, ord)
  WHERE s.action IN ('create', 'update');
 INSERT INTO incident_casualties (incident_id, ordinal, "group", killed_low, killed_best, killed_high)
 SELECT s.incident_id, t.ord, t.e->>'group',
