@@ -111,14 +111,16 @@ class _Batches:
                 rows.clear()
 
     async def _columns(self, conn: asyncpg.Connection, table: str) -> list[str]:
-        """The columns a batch fills: the first :data:`TABLE_COLUMNS` of the table's."""
-        if table not in self.columns:
-            names = await conn.fetchval(
-                "SELECT array_agg(attname ORDER BY attnum) FROM pg_attribute"
-                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
-                table,
-            )
-            self.columns[table] = list(names[: TABLE_COLUMNS[table]])
+        """The columns a batch fills: the first :data:`TABLE_COLUMNS` of the table's (read for
+        every staging table at once, on the first batch)."""
+        if not self.columns:
+            for row in await conn.fetch(
+                "SELECT attrelid::regclass::text AS name, array_agg(attname ORDER BY attnum) AS columns"
+                "  FROM pg_attribute WHERE attrelid = ANY($1::regclass[]) AND attnum > 0 AND NOT attisdropped"
+                " GROUP BY attrelid",
+                list(TABLE_COLUMNS),
+            ):
+                self.columns[row["name"]] = list(row["columns"][: TABLE_COLUMNS[row["name"]]])
         return self.columns[table]
 
 
