@@ -435,10 +435,9 @@ def percentile(values: list[float], q: float) -> float:
 async def bench_writes_during_import(server: str, path: Path, rows: int) -> str:
     """API writes (a server process of its own) while the generated NDJSON file is imported:
     latency of each POST before and during the import, and any that failed."""
-    url = await fresh_database(server)
+    url = await seeded_database(server)
     conn = await connect(url)
     try:
-        await seed.load(conn)
         key = (await auth.create_key(conn, name="bench-writes", scopes=["write"])).key
     finally:
         await conn.close()

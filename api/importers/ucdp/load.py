@@ -198,9 +198,9 @@ _breakdown = msgspec.json.Decoder(list[CasualtyBreakdown])
 
 
 def _named(r: asyncpg.Record, names: dict[UUID, str]) -> dict[str, Any]:
-    """A row of CREATED_DOCUMENT_ROWS or UPDATED_DOCUMENT_ROWS as :func:`incident_documents.build` reads it: participants as
-    (organisation id, name, role), breakdown groups as (group, killed low/best/high, injured
-    low/best/high), as the renderer's own query gives them."""
+    """A row of CREATED_DOCUMENT_ROWS or UPDATED_DOCUMENT_ROWS as :func:`incident_documents.build`
+    reads it: participants as (organisation id, name, role), breakdown groups as (group, killed
+    low/best/high, injured low/best/high), as the renderer's own query gives them."""
     row = dict(r.items())
     row["participants"] = [
         (p.organisation_id, names[p.organisation_id], p.role) for p in _participants.decode(r["participants"])
