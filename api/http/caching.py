@@ -16,11 +16,12 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_406_NOT_ACCEPTABLE
 
 from secevents.server.http.headers import scope_header
+from secevents.server.http.responses import EncodedResponse
 from secevents.server.settings import Settings
 
 JSON = "application/json"
@@ -73,11 +74,14 @@ def negotiate(request: Request[Any, Any, Any]) -> str:
     return MSGPACK if best == MSGPACK_ALIAS else best
 
 
-def cache_headers(settings: Settings) -> dict[str, str]:
-    # Clients and caches may keep a copy but must revalidate it (a cheap 304) before use.
-    if settings.api.public_reads:
-        return {"Cache-Control": "public, no-cache", "Vary": "Accept"}
-    return {"Cache-Control": "private, no-cache", "Vary": "Accept, Authorization"}
+# Clients and caches may keep a copy but must revalidate it (a cheap 304) before use. Encoded
+# once: every read sends them.
+_PUBLIC_CACHING = [(b"cache-control", b"public, no-cache"), (b"vary", b"Accept")]
+_PRIVATE_CACHING = [(b"cache-control", b"private, no-cache"), (b"vary", b"Accept, Authorization")]
+
+
+def cache_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    return _PUBLIC_CACHING if settings.api.public_reads else _PRIVATE_CACHING
 
 
 def conditional_response(
@@ -86,17 +90,19 @@ def conditional_response(
     body: bytes,
     etag: str,
     *,
-    headers: dict[str, str] | None = None,
-) -> Response[bytes]:
+    link: str | None = None,
+) -> EncodedResponse:
     """200 with the body in the negotiated representation, or 304 when the client's copy is
-    current."""
+    current; ``link``: the ``Link`` header's value."""
     media_type = negotiate(request)
     if media_type == MSGPACK:
         # The JSON came from PostgreSQL; MessagePack clients get the same document re-encoded.
         body = msgspec.msgpack.encode(msgspec.json.decode(body))
         # Same content, other bytes: a weak tag (If-Match on writes compares versions anyway).
         etag = f"W/{etag}"
-    all_headers = {**cache_headers(settings), **(headers or {}), "ETag": etag}
+    headers = [*cache_headers(settings), (b"etag", etag.encode())]
+    if link is not None:
+        headers.append((b"link", link.encode()))
     if none_match(scope_header(request.scope, b"if-none-match"), etag):
-        return Response(content=b"", status_code=304, headers=all_headers)
-    return Response(content=body, status_code=200, media_type=media_type, headers=all_headers)
+        return EncodedResponse(b"", status=304, headers=headers)
+    return EncodedResponse(body, media_type=media_type, headers=headers)

@@ -3,8 +3,7 @@ the one place reads and writes are routed), the settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import asyncpg
@@ -77,39 +76,48 @@ def replica_failure(exc: BaseException) -> bool:
     return sqlstate.startswith(("08", "57P")) or sqlstate == "40001"
 
 
-@asynccontextmanager
-async def request_connection(
-    request: Request[Any, Any, Any], settings: Settings, *, one_read: bool = False
-) -> AsyncIterator[asyncpg.Connection]:
-    """A connection for the request (:func:`acquire`), held where its request timeout can
-    terminate it, and given back at the end of the block. An error on a replica's connection
-    that means the replica failed marks it down and tells the read-routing middleware to answer
-    again from the primary.
+class RequestConnection:
+    """``async with RequestConnection(request, settings) as conn``: a connection for the request
+    (:func:`acquire`), held where its request timeout can terminate it, and given back at the
+    end of the block. An error on a replica's connection that means the replica failed marks it
+    down and tells the read-routing middleware to answer again from the primary.
 
     ``one_read``: the block runs one ``SELECT`` outside a transaction and nothing else; when it
     ends without an error the connection goes back without asyncpg's reset query
-    (:func:`secevents.server.db.reset_session`)."""
-    pool, conn, replica = await acquire(request, settings)
-    held = db.held_connections(request.scope)
-    held.hold(conn)
-    unchanged = False
-    try:
-        yield conn
-        unchanged = one_read
-    except Exception as exc:
-        if replica is not None and replica_failure(exc):
-            replicas: Replicas = request.app.state.replicas
-            replicas.mark_down(replica, exc)
-            request.scope[REPLICA_FAILED] = True  # type: ignore[literal-required]
-        raise
-    finally:
-        await held.release(pool, conn, unchanged=unchanged)
+    (:func:`secevents.server.db.reset_session`).
+
+    A class rather than an ``asynccontextmanager``: every read enters one, and the generator
+    machinery cost a list page more than this whole class does."""
+
+    __slots__ = ("_conn", "_held", "_one_read", "_pool", "_replica", "_request", "_settings")
+
+    def __init__(
+        self, request: Request[Any, Any, Any], settings: Settings, *, one_read: bool = False
+    ) -> None:
+        self._request = request
+        self._settings = settings
+        self._one_read = one_read
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._pool, self._conn, self._replica = await acquire(self._request, self._settings)
+        self._held = db.held_connections(self._request.scope)
+        self._held.hold(self._conn)
+        return self._conn
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        try:
+            if isinstance(exc, Exception) and self._replica is not None and replica_failure(exc):
+                replicas: Replicas = self._request.app.state.replicas
+                replicas.mark_down(self._replica, exc)
+                self._request.scope[REPLICA_FAILED] = True  # type: ignore[literal-required]
+        finally:
+            await self._held.release(self._pool, self._conn, unchanged=self._one_read and exc is None)
 
 
 async def provide_connection(
     request: Request[Any, Any, Any], settings: NamedDependency[Settings]
 ) -> AsyncGenerator[asyncpg.Connection, None]:
-    """A connection for the request (:func:`request_connection`), returned after the handler.
+    """A connection for the request (:class:`RequestConnection`), returned after the handler.
 
     It depends on ``settings`` only to be resolved *after* the first batch of dependencies
     (Litestar resolves each batch concurrently): when a dependency that validates query
@@ -119,7 +127,7 @@ async def provide_connection(
     The reads (``secevents.server.reads.listing``) take their connection in the handler instead:
     a dependency batch of more than one runs as tasks of its own (an anyio task group per
     request), which cost a list page more CPU than the rest of its handler."""
-    async with request_connection(request, settings) as conn:
+    async with RequestConnection(request, settings) as conn:
         yield conn
 
 

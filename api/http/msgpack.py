@@ -25,6 +25,7 @@ from secevents.server.http.headers import scope_header
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
+_VARYING_TYPES = JSON_TYPES | MSGPACK_TYPES
 
 
 def _media_type(value: bytes) -> str:
@@ -105,7 +106,7 @@ class _VarySender:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             content_type = next((v for k, v in headers if k.lower() == b"content-type"), None)
-            if content_type is not None and _media_type(content_type) in JSON_TYPES | MSGPACK_TYPES:
+            if content_type is not None and _media_type(content_type) in _VARYING_TYPES:
                 message = {**message, "headers": _with_vary(headers)}
         await self.send(message)
 

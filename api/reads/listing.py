@@ -7,15 +7,15 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, Response
+from litestar import Request
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
 from secevents.server.http.caching import conditional_response, page_etag
-from secevents.server.http.dependencies import request_connection, request_settings
+from secevents.server.http.dependencies import RequestConnection, request_settings
 from secevents.server.http.errors import PROBLEM_RESPONSES, NotFound, problem
 from secevents.server.http.etags import record_etag
-from secevents.server.http.responses import json_page
+from secevents.server.http.responses import EncodedResponse, json_page
 from secevents.server.reads.filters import SqlBuilder
 from secevents.server.reads.pagination import CursorCodec, SortOrder, next_link, query_shape
 
@@ -63,7 +63,7 @@ async def list_response(
     cursor: str | None,
     query: PageQuery,
     missing: str | None = None,
-) -> Response[bytes]:
+) -> EncodedResponse:
     """``query(after_key)`` returns the page's SQL (rows ``doc, version, k0, k1…`` as
     :func:`page_sql` selects them, at most ``limit + 1``). With ``missing``, no row at all means the parent record does not exist
     (404 with that message) and rows whose ``doc`` is NULL stand for an empty page.
@@ -75,7 +75,7 @@ async def list_response(
     shape = query_shape(resource, sort, request)
     after = codec.decode(cursor, shape.scope, sort) if cursor is not None else None
     sql, args = query(after)
-    async with request_connection(request, settings, one_read=True) as conn:
+    async with RequestConnection(request, settings, one_read=True) as conn:
         rows = await conn.fetch(sql, *args)
     if missing is not None:
         if not rows:
@@ -87,8 +87,8 @@ async def list_response(
         next_cursor = codec.encode(shape.scope, sort.key_of(rows[-1]))
     body = json_page([row[0] for row in rows], next_cursor)
     etag = page_etag([(row[-1], row[1]) for row in rows], next_cursor)  # (id, version)
-    headers = {"Link": next_link(shape, next_cursor)} if next_cursor else {}
-    return conditional_response(request, settings, body, etag, headers=headers)
+    link = next_link(shape, next_cursor) if next_cursor else None
+    return conditional_response(request, settings, body, etag, link=link)
 
 
 async def record_response(
@@ -97,10 +97,10 @@ async def record_response(
     sql: str,
     record_id: UUID,
     missing: str,
-) -> Response[bytes]:
+) -> EncodedResponse:
     """One record (``sql`` returns ``doc, version``) with its ETag; 404 when absent."""
     settings = request_settings(request)
-    async with request_connection(request, settings, one_read=True) as conn:
+    async with RequestConnection(request, settings, one_read=True) as conn:
         row = await conn.fetchrow(sql, record_id)
     if row is None:
         raise NotFound(missing)

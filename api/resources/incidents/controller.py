@@ -16,6 +16,7 @@ from secevents.schemas.stats import IncidentStats, StatsKey
 from secevents.server.http.auth import WRITE_SECURITY, Principal
 from secevents.server.http.caching import body_etag, conditional_response
 from secevents.server.http.errors import InvalidParameter
+from secevents.server.http.responses import EncodedResponse
 from secevents.server.reads.filters import Cursor, Limit
 from secevents.server.reads.listing import (
     PAGE_HEADERS,
@@ -51,7 +52,7 @@ class IncidentController(Controller):
         sort: Annotated[queries.IncidentSort, QueryParameter(description="Sort order")] = "-occurred",
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = queries.SORTS[sort]
         return await list_response(
             request,
@@ -87,7 +88,7 @@ class IncidentController(Controller):
                 schema_extra={"uniqueItems": True},
             ),
         ],
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         if len(group_by) > 2 or len(set(group_by)) != len(group_by):
             raise InvalidParameter("group_by", "give one or two different keys")
         sql, args = queries.stats_query(filters, group_by)
@@ -106,7 +107,7 @@ class IncidentController(Controller):
         self,
         request: Request[Any, Any, Any],
         record_id: FromPath[UUID],
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         return await record_response(
             request,
             sql=queries.READ,

@@ -19,6 +19,7 @@ from secevents.schemas.organisations import (
 )
 from secevents.schemas.statements import StatementPage
 from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.http.responses import EncodedResponse
 from secevents.server.reads.filters import Cursor, Limit
 from secevents.server.reads.listing import (
     PAGE_HEADERS,
@@ -70,7 +71,7 @@ class OrganisationController(Controller):
         ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = queries.sort_for(sort, filters)
         return await list_response(
             request,
@@ -92,7 +93,7 @@ class OrganisationController(Controller):
         self,
         request: Request[Any, Any, Any],
         record_id: FromPath[UUID],
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         return await record_response(
             request,
             sql=queries.READ,
@@ -122,7 +123,7 @@ class OrganisationController(Controller):
         ] = "-occurred",
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = incident_queries.SORTS[sort]
         return await list_response(
             request,
@@ -159,7 +160,7 @@ class OrganisationController(Controller):
         ] = "-issued",
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = statement_queries.SORTS[sort]
         return await list_response(
             request,

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from secevents.schemas.sources import Source, SourceCreate, SourcePage, SourcePatch
 from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.http.responses import EncodedResponse
 from secevents.server.reads.filters import Cursor, Limit
 from secevents.server.reads.listing import (
     PAGE_HEADERS,
@@ -47,7 +48,7 @@ class SourceController(Controller):
         sort: Annotated[queries.SourceSort, QueryParameter(description="Sort order")] = "-created",
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = queries.SORTS[sort]
         return await list_response(
             request,
@@ -69,7 +70,7 @@ class SourceController(Controller):
         self,
         request: Request[Any, Any, Any],
         record_id: FromPath[UUID],
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         return await record_response(
             request,
             sql=queries.READ,

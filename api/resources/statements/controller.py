@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from secevents.schemas.statements import Statement, StatementCreate, StatementPage, StatementPatch
 from secevents.server.http.auth import WRITE_SECURITY, Principal
+from secevents.server.http.responses import EncodedResponse
 from secevents.server.reads.filters import Cursor, Limit
 from secevents.server.reads.listing import (
     PAGE_HEADERS,
@@ -49,7 +50,7 @@ class StatementController(Controller):
         sort: Annotated[queries.StatementSort, QueryParameter(description="Sort order")] = "-issued",
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         order = queries.SORTS[sort]
         return await list_response(
             request,
@@ -71,7 +72,7 @@ class StatementController(Controller):
         self,
         request: Request[Any, Any, Any],
         record_id: FromPath[UUID],
-    ) -> Response[bytes]:
+    ) -> EncodedResponse:
         return await record_response(
             request,
             sql=queries.READ,
