@@ -2,7 +2,8 @@
 loop reading the same documents with the same SQL, and against the path this project read by
 before documents were stored (rendered per row by ``incident_doc()``, commit 24d2193) — all in
 one run; PostgreSQL's CPU per page; page 1 against page 1,000; renaming an organisation that
-10,000 incidents name while reads go on.
+10,000 incidents name while reads go on; page 1 again with one process per core (``--workers``),
+as ``secevents serve --workers N`` uses the machine.
 
     python -m bench.read                 # embedded PostgreSQL in /tmp/secevents-bench-pg
     DATABASE_URL=postgresql://… python -m bench.read --incidents 1000000
