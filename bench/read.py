@@ -23,10 +23,10 @@ import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -47,6 +47,7 @@ UNFILTERED = "limit=50"
 FILTERED_FILTERS = IncidentFilters(country=("PK",), type=("battle",), min_killed=1)  # FILTERED's
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STORED_PATH = queries.list_query
+T = TypeVar("T")
 
 
 async def asgi(
@@ -147,8 +148,31 @@ def _cpu_seconds(pids: list[int]) -> float | None:
 async def measure(
     pool: asyncpg.Pool, operation: Callable[[], Awaitable[None]], *, concurrency: int, seconds: float
 ) -> Rate:
+    """``operation`` under load, with the CPU the bench database's backends spent meanwhile."""
+    cpu_before: float | None = None
+
+    async def read_cpu() -> None:
+        nonlocal cpu_before
+        cpu_before = await backend_cpu(pool)
+
+    rate = await timed_load(operation, concurrency=concurrency, seconds=seconds, before=read_cpu)
+    cpu_after = await backend_cpu(pool)
+    rate.pg_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return rate
+
+
+async def timed_load(
+    operation: Callable[[], Awaitable[None]],
+    *,
+    concurrency: int,
+    seconds: float,
+    before: Callable[[], Awaitable[None]],
+) -> Rate:
+    """``concurrency`` loops running ``operation`` for ``seconds``, once warmed up and
+    ``before`` has run; this process's CPU over them."""
     for _ in range(concurrency):  # warm caches and prepared statements
         await operation()
+    await before()
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -158,13 +182,10 @@ async def measure(
             await operation()
             latencies.append(time.perf_counter() - began)
 
-    cpu_before = await backend_cpu(pool)
     started, own_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed, own = time.perf_counter() - started, time.process_time() - own_started
-    cpu_after = await backend_cpu(pool)
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return Rate(len(latencies), elapsed, latencies, cpu, own)
+    return Rate(len(latencies), elapsed, latencies, None, own)
 
 
 async def main_async(args: argparse.Namespace) -> str:
@@ -299,13 +320,10 @@ async def measure_in_workers(
     try:
         for _ in processes:
             await asyncio.to_thread(ready.get, True, 300)
-        async with pool.acquire() as conn:
-            pids = [r[0] for r in await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]  # fmt: skip
-        cpu_before = _cpu_seconds(pids)
+        cpu_before = await backend_cpu(pool)
         start.set()
         parts: list[Rate] = [await asyncio.to_thread(results.get, True, seconds + 300) for _ in processes]
-        cpu_after = _cpu_seconds(pids)  # before the workers close their connections
+        cpu_after = await backend_cpu(pool)  # before the workers close their connections
     finally:
         finish.set()
         for process in processes:
@@ -318,8 +336,7 @@ async def measure_in_workers(
 
 def _worker_process(url: str, case: str, concurrency: int, seconds: float, loop: str, ready: Any,
                     start: Any, finish: Any, results: Any) -> None:  # fmt: skip
-    run = _uvloop_run() if loop == "uvloop" else asyncio.run
-    run(_worker(url, case, concurrency, seconds, ready, start, finish, results))
+    run_on(loop, _worker(url, case, concurrency, seconds, ready, start, finish, results))
 
 
 async def _worker(url: str, case: str, concurrency: int, seconds: float, ready: Any, start: Any,
@@ -327,31 +344,23 @@ async def _worker(url: str, case: str, concurrency: int, seconds: float, ready: 
     app = create_app(bench_settings(url, concurrency))
     async with app.lifespan():
         logging.getLogger("secevents.access").setLevel(logging.WARNING)
+
+        async def ready_then_start() -> None:
+            ready.put(True)
+            await asyncio.to_thread(start.wait)
+
         work = operation(case, app, app.state.pool)
-        for _ in range(concurrency):  # warm caches and prepared statements
-            await work()
-        ready.put(True)
-        await asyncio.to_thread(start.wait)
-        latencies: list[float] = []
-        deadline = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                began = time.perf_counter()
-                await work()
-                latencies.append(time.perf_counter() - began)
-
-        started, own_started = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        results.put(Rate(len(latencies), time.perf_counter() - started, latencies, None,
-                         time.process_time() - own_started))  # fmt: skip
+        results.put(await timed_load(work, concurrency=concurrency, seconds=seconds, before=ready_then_start))
         await asyncio.to_thread(finish.wait, 300)
 
 
-def _uvloop_run() -> Callable[[Awaitable[None]], None]:
-    import uvloop
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """``main`` on the event loop named ``loop`` (``uvloop`` or ``asyncio``)."""
+    if loop == "uvloop":
+        import uvloop
 
-    return uvloop.run  # type: ignore[return-value]
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 @dataclass
@@ -538,12 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the event loop (secevents serve: uvloop)",
     )
     args = parser.parse_args(argv)
-    if args.loop == "uvloop":
-        import uvloop
-
-        text = uvloop.run(main_async(args))
-    else:
-        text = asyncio.run(main_async(args))
+    text = run_on(args.loop, main_async(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text)
