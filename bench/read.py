@@ -547,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         help="the event loop (secevents serve: uvloop)",
     )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
     text = run_on(args.loop, main_async(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
