@@ -235,6 +235,20 @@ async def create_pool(url: str, settings: DatabaseSettings, min_size: int | None
     )
 
 
+async def acquire_within(pool: asyncpg.Pool, within: float) -> asyncpg.Connection:
+    """A connection from ``pool``; ``TimeoutError`` when none is free or opened ``within``
+    seconds.
+
+    Not ``pool.acquire(timeout=within)``: on Python 3.11 asyncpg runs that through a
+    ``wait_for`` of its own, which wraps every acquire in a task of its own (and a turn of the
+    event loop) even when a connection is idle — a tenth of a list page's Python. Without a
+    timeout asyncpg also leaves the connection's reset on release unbounded: only for
+    connections a request holds (:class:`HeldConnections`), whose timeout bounds it."""
+    async with asyncio.timeout(within):
+        conn: asyncpg.Connection = await pool.acquire()
+    return conn
+
+
 class HeldConnections:
     """The pooled connections one request holds, so that a request that has run out of time
     can let go of them at once (:meth:`terminate`) instead of waiting for a rollback or a reset

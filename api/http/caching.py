@@ -34,9 +34,12 @@ _encode_identities = msgspec.msgpack.Encoder().encode
 
 
 def page_etag(records: Sequence[tuple[UUID, int]], next_cursor: str | None) -> str:
-    """The ETag of a page of stored documents: ``records`` are their ``(id, version)``."""
-    digest = hashlib.sha256(_encode_identities((records, next_cursor)))
-    return f'"{digest.hexdigest()[:24]}"'
+    """The ETag of a page of stored documents: ``records`` are their ``(id, version)``.
+
+    BLAKE2b, CPython's own: for these two kilobytes, SHA-256 through OpenSSL 3 (which looks
+    the digest up on every call) cost more than the hashing itself."""
+    digest = hashlib.blake2b(_encode_identities((records, next_cursor)), digest_size=12)
+    return f'"{digest.hexdigest()}"'
 
 
 def body_etag(body: bytes) -> str:

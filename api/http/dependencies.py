@@ -62,7 +62,7 @@ async def acquire(
             token = read_after(request)
             return await replicas.acquire_for_read(token, timeout)
         pool: asyncpg.Pool = state.pool
-        return pool, await pool.acquire(timeout=timeout), None
+        return pool, await db.acquire_within(pool, timeout), None
     except TimeoutError as exc:
         raise ServiceUnavailable("No database connection became free in time; retry later.") from exc
 

@@ -17,7 +17,7 @@ from secevents.server.http.errors import PROBLEM_RESPONSES, NotFound, problem
 from secevents.server.http.etags import record_etag
 from secevents.server.http.responses import EncodedResponse, json_page
 from secevents.server.reads.filters import SqlBuilder
-from secevents.server.reads.pagination import CursorCodec, SortOrder, next_link, query_shape
+from secevents.server.reads.pagination import SortOrder, cursor_codec, next_link, query_shape
 
 
 def page_sql(
@@ -71,7 +71,7 @@ async def list_response(
     The connection is taken here, once the parameters and the cursor are known to be valid,
     not as a dependency (see ``provide_connection``)."""
     settings = request_settings(request)
-    codec = CursorCodec(settings.api.cursor_secret)
+    codec = cursor_codec(settings.api.cursor_secret)
     shape = query_shape(resource, sort, request)
     after = codec.decode(cursor, shape.scope, sort) if cursor is not None else None
     sql, args = query(after)
