@@ -67,7 +67,9 @@ class SortOrder:
         return f"({', '.join(self.columns)}) {operator} ({', '.join(placeholders)})"
 
     def key_of(self, row: Any) -> tuple[Any, ...]:
-        return tuple(row[f"k{n}"] for n in range(len(self.columns)))
+        """The sort key of a page's row: its columns after ``doc, version`` (``k0, k1…``, as
+        ``secevents.server.reads.listing`` selects them)."""
+        return tuple(row[2:])
 
 
 def sort_orders(*orders: SortOrder) -> dict[str, SortOrder]:
