@@ -342,6 +342,11 @@ class ChangesSettings:
     """``SECEVENTS_STREAM_READS``: how many feed reads of waiting long-polls and streams may hold a
     pooled connection at once (the rest queue), so that thousands of them woken by one commit
     never take the pool from other requests. Waiters at the same cursor share one read."""
+    recheck_seconds: float = 15.0
+    """``SECEVENTS_FEED_RECHECK_SECONDS``: waiting long-polls and streams read the feed again after
+    this long without a wake-up, so a commit whose notification never arrived (lost while the
+    listener reconnected, or a listener pointed elsewhere) is delivered that much later, not
+    never."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ChangesSettings:
@@ -349,6 +354,9 @@ class ChangesSettings:
         heartbeat = _float(env, "SECEVENTS_STREAM_HEARTBEAT_SECONDS", d.heartbeat_seconds)
         reads = _int(env, "SECEVENTS_STREAM_READS", d.max_concurrent_reads)
         lifetime = _float(env, "SECEVENTS_STREAM_MAX_SECONDS", d.stream_max_seconds)
+        recheck = _float(env, "SECEVENTS_FEED_RECHECK_SECONDS", d.recheck_seconds)
+        if recheck <= 0:
+            raise ValueError("SECEVENTS_FEED_RECHECK_SECONDS must be positive")
         if heartbeat <= 0:
             raise ValueError("SECEVENTS_STREAM_HEARTBEAT_SECONDS must be positive")
         if lifetime <= 0:
@@ -360,6 +368,7 @@ class ChangesSettings:
             heartbeat_seconds=heartbeat,
             stream_max_seconds=lifetime,
             max_concurrent_reads=reads,
+            recheck_seconds=recheck,
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import uuid
@@ -21,6 +22,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from secevents import AsyncClient
+from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.changes.push import ChangeHub
 from tests.conftest import make_settings
@@ -68,6 +70,28 @@ async def test_long_poll_answers_when_a_change_commits_and_holds_no_connection_m
     assert [c["seq"] for c in page["data"]] == [seq]
     assert page["next_cursor"] == page["data"][0]["cursor"]
     assert hub.waiting == 0
+
+
+async def test_a_commit_whose_notification_never_arrives_is_delivered_at_the_next_recheck(
+    database_url: str, conn: asyncpg.Connection
+) -> None:
+    """The listener here listens on another database, so no commit of this one wakes it: a
+    long-poll waiting 20 s still answers with the change, read again at the recheck (0.3 s).
+    (Without the recheck it would answer empty once its 20 s were up.)"""
+    settings = make_settings(database_url)
+    changes = dataclasses.replace(
+        settings.changes, listen_url=db.url_with_database(database_url, "postgres"), recheck_seconds=0.3
+    )
+    app = create_app(dataclasses.replace(settings, changes=changes))
+    async with served(app) as client:
+        _, cursor = await read_all(client)
+        waiting = asyncio.create_task(client.get("/v1/changes", params={"after": cursor, "wait": "20"}))
+        hub = app.state.changes
+        await until(lambda: hub.waiting == 1 and hub.listener.connected.is_set())
+        seq = await _write_revision(conn)
+        response = await waiting
+    assert response.status_code == 200, response.text
+    assert [c["seq"] for c in response.json()["data"]] == [seq]
 
 
 async def test_long_poll_with_nothing_new_answers_empty_with_the_same_cursor(

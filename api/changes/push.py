@@ -104,7 +104,11 @@ class _Group:
                             self.page = page
                             return
                         cursor = page.next
-                await signal.wait()
+                # Bounded: a wake-up that never came (a notification lost on the way) costs
+                # at most this long, not the group's changes.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._hub.recheck_seconds):
+                        await signal.wait()
                 signal = None
         except Exception as exc:  # raised in every member instead (a task's error would be lost)
             self.failure = exc
@@ -118,6 +122,8 @@ class ChangeHub:
     def __init__(self, pool: asyncpg.Pool, listen_url: str, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
+        self.recheck_seconds = settings.changes.recheck_seconds
+        """How long a group waits for a wake-up before it reads the feed again anyway."""
         self.listener = ChangeListener(listen_url, connect_timeout=settings.database.connect_timeout)
         self._reads = asyncio.Semaphore(settings.changes.max_concurrent_reads)
         self._in_flight: dict[_ReadKey, asyncio.Future[feed.Page]] = {}
