@@ -25,6 +25,7 @@ from secevents import AsyncClient
 from secevents.server import db
 from secevents.server.app import create_app
 from secevents.server.changes.push import ChangeHub
+from secevents.server.settings import ChangesSettings
 from tests.conftest import make_settings
 from tests.support import until
 from tests.test_changes import INSERT_REVISION, assert_per_record_commit_order, read_all
@@ -335,3 +336,10 @@ async def test_sdk_stream_resumes_after_random_disconnects_and_sees_every_change
     assert len(cuts) >= 3  # it really was cut, several times
     assert len({c.seq for c in seen}) == expected
     assert_per_record_commit_order([{"id": str(c.id), "version": c.version} for c in seen])
+
+
+def test_the_feed_recheck_is_read_from_the_environment_and_must_be_positive() -> None:
+    assert ChangesSettings.from_env({"SECEVENTS_FEED_RECHECK_SECONDS": "2.5"}).recheck_seconds == 2.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ValueError, match="SECEVENTS_FEED_RECHECK_SECONDS"):
+            ChangesSettings.from_env({"SECEVENTS_FEED_RECHECK_SECONDS": bad})
