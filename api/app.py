@@ -26,23 +26,22 @@ from secevents.server.http.compression import CompressionMiddleware
 from secevents.server.http.consistency import ReadRoutingMiddleware
 from secevents.server.http.dependencies import READ_METHODS, provide_connection, provide_settings, read_after
 from secevents.server.http.deprecation import announce_deprecations
+from secevents.server.http.edge import EdgeMiddleware
 from secevents.server.http.errors import EXCEPTION_HANDLERS
 from secevents.server.http.limits import RequestLimitsMiddleware
 from secevents.server.http.middleware import (
     HeadMiddleware,
     LastResortMiddleware,
     OptionsAllowMiddleware,
-    RequestIdMiddleware,
 )
 from secevents.server.http.msgpack import MsgpackMiddleware
 from secevents.server.http.observability import (
-    AccessLogMiddleware,
     Metrics,
     count_database_errors,
     logging_formatters,
     metrics_endpoint,
 )
-from secevents.server.http.security import SecurityHeadersMiddleware, cors_config
+from secevents.server.http.security import cors_config
 from secevents.server.importers import seed
 from secevents.server.importers.controller import ImportController
 from secevents.server.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
@@ -213,29 +212,26 @@ def _harden(app: Litestar, settings: Settings) -> None:
     """Metrics, and the middleware that must see every request — unknown paths and requests
     refused before routing included — so it wraps Litestar's whole handler (router and
     exception handling), not each route as ``middleware=[...]`` would. Outermost first: the
-    request id, then the access log and metrics (which see the final status and the bytes sent),
-    HEAD as GET without the body, compression (outside the MessagePack re-encoding), the
-    security headers, a problem+json 500 for anything that escapes the rest, the limits."""
+    edge (request id, security headers, ``Vary``, access log and metrics, which see the final
+    status and the bytes sent), HEAD as GET without the body, compression (outside the
+    MessagePack re-encoding), a problem+json 500 for anything that escapes the rest, the
+    limits."""
     metrics = Metrics() if settings.api.metrics_enabled else None
     if metrics is not None:
         app.state.metrics = metrics
         app.register(metrics_endpoint)
         app.on_shutdown.append(metrics.worker_exited)
-    app.asgi_handler = RequestIdMiddleware(
-        AccessLogMiddleware(
-            HeadMiddleware(
-                CompressionMiddleware(
-                    SecurityHeadersMiddleware(
-                        LastResortMiddleware(
-                            RequestLimitsMiddleware(
-                                OptionsAllowMiddleware(app.asgi_handler, app),
-                                settings.api,
-                                rollback_timeout=settings.database.rollback_timeout,
-                            )
-                        )
+    app.asgi_handler = EdgeMiddleware(
+        HeadMiddleware(
+            CompressionMiddleware(
+                LastResortMiddleware(
+                    RequestLimitsMiddleware(
+                        OptionsAllowMiddleware(app.asgi_handler, app),
+                        settings.api,
+                        rollback_timeout=settings.database.rollback_timeout,
                     )
                 )
-            ),
-            metrics,
-        )
+            )
+        ),
+        metrics,
     )

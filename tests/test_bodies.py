@@ -12,8 +12,8 @@ import msgpack
 import pytest
 from litestar.types import Receive, Scope, Send
 
+from secevents.server.http.edge import EdgeMiddleware
 from secevents.server.http.middleware import LastResortMiddleware
-from secevents.server.http.security import SecurityHeadersMiddleware
 from tests.conftest import make_settings
 from tests.support import assert_problem, serve
 from tests.writing import Keys, incident_body, make_keys
@@ -177,7 +177,7 @@ async def test_an_error_escaping_every_handler_is_a_problem_with_security_header
     async def broken(scope: Scope, receive: Receive, send: Send) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    app = SecurityHeadersMiddleware(LastResortMiddleware(broken))
+    app = EdgeMiddleware(LastResortMiddleware(broken), metrics=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.get("/health/live")
     assert response.status_code == 500

@@ -16,7 +16,8 @@ lives inside the app, under that re-encoding; this one adds zstd and sits where 
 - **Streams stay streams**: a body sent in several messages (an export) is compressed message
   by message and each compressed piece is flushed at once, so the client gets every chunk when
   it would have without compression; the response has no ``Content-Length`` then.
-- **Caching**: every compressible response says ``Vary: Accept-Encoding``. A compressed body
+- **Caching**: every compressible response says ``Vary: Accept-Encoding`` (added by the edge
+  layer, :mod:`secevents.server.http.edge`, whether or not it was compressed). A compressed body
   has other bytes than the identity one, so its ``ETag`` is made weak (``W/"…"``): reads compare
   ``If-None-Match`` weakly (a 304 still answers), and ``If-Match`` on writes compares versions,
   which ignore the ``W/``. A 304 answered to a client that accepts a coding carries the same weak
@@ -154,7 +155,8 @@ def choose_encoding(accept_encoding: str | None) -> str | None:
     return chosen
 
 
-def _media_type(headers: list[tuple[bytes, bytes]]) -> str:
+def media_type_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """The media type of a response's ``Content-Type``, lower case, without parameters."""
     for key, value in headers:
         if key.lower() == b"content-type":
             return value.split(b";", 1)[0].strip().lower().decode("latin-1")
@@ -174,16 +176,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return None
 
 
-def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    vary = _header(headers, b"vary")
-    if vary is None:
-        return [*headers, (b"vary", b"Accept-Encoding")]
-    if b"accept-encoding" in vary.lower() or vary.strip() == b"*":
-        return headers
-    rest = [(k, v) for k, v in headers if k.lower() != b"vary"]
-    return [*rest, (b"vary", vary + b", Accept-Encoding")]
-
-
 def _weak_etag(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(k, b"W/" + v if k.lower() == b"etag" and not v.startswith(b"W/") else v) for k, v in headers]
 
@@ -200,8 +192,9 @@ class CompressionMiddleware:
             return
         raw = _header(list(scope["headers"]), b"accept-encoding")
         encoding = choose_encoding(raw.decode("latin-1") if raw is not None else None)
-        if scope["method"] != "GET":
-            encoding = None
+        if encoding is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)  # identity: nothing to watch
+            return
         await self.app(scope, receive, _CompressingSend(send, encoding))
 
 
@@ -209,7 +202,7 @@ class _CompressingSend:
     """The ``send`` of one response: holds its start until the first body message says whether
     the body is a single small one, then passes it through or compresses it."""
 
-    def __init__(self, send: Send, encoding: str | None) -> None:
+    def __init__(self, send: Send, encoding: str) -> None:
         self.send = send
         self.encoding = encoding
         self.start: Any = None  # the held http.response.start
@@ -227,20 +220,16 @@ class _CompressingSend:
     async def _start(self, message: Any) -> None:
         headers = list(message.get("headers", []))
         status = int(message["status"])
-        media_type = _media_type(headers)
+        media_type = media_type_of(headers)
         if status == 304:
-            if self.encoding is not None:
-                headers = _weak_etag(headers)
-            await self._pass({**message, "headers": _with_vary(headers)})
+            await self._pass({**message, "headers": _weak_etag(headers)})
             return
         if not is_compressible(media_type):
             await self._pass(message)
             return
-        headers = _with_vary(headers)
         length = _header(headers, b"content-length")
         if (
-            self.encoding is None
-            or not 200 <= status < 300
+            not 200 <= status < 300
             or status == 204
             or _header(headers, b"content-encoding") is not None
             or (length is not None and int(length) < MIN_BYTES)
@@ -259,7 +248,7 @@ class _CompressingSend:
         if not body and more:
             return  # nothing to flush (an empty flush would still cost the client bytes)
         if self.compressor is None:
-            assert self.start is not None and self.encoding is not None
+            assert self.start is not None
             start, self.start = self.start, None
             if not more and len(body) < MIN_BYTES:
                 await self._pass(start)

@@ -7,7 +7,8 @@
   ``application/msgpack`` when the client's ``Accept`` prefers MessagePack to JSON (higher
   q-value, or equal and more specific). Responses already in MessagePack (reads negotiate it
   themselves, see :mod:`secevents.server.http.caching`) and streams (exports) pass through untouched.
-- JSON and MessagePack responses carry ``Vary: Accept``.
+- JSON and MessagePack responses carry ``Vary: Accept`` (added by the edge layer,
+  :mod:`secevents.server.http.edge`, to every response whatever made it).
 
 ``application/x-msgpack`` is understood as a synonym.
 """
@@ -25,7 +26,6 @@ from secevents.server.http.headers import scope_header
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
-_VARYING_TYPES = JSON_TYPES | MSGPACK_TYPES
 
 
 def _media_type(value: bytes) -> str:
@@ -71,17 +71,8 @@ def prefers_msgpack(accept: str | None) -> bool:
     return msgpack_q > json_q
 
 
-def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    for i, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
-            if b"accept" not in [v.strip().lower() for v in value.split(b",")] and value.strip() != b"*":
-                headers[i] = (key, value + b", Accept")
-            return headers
-    return [*headers, (b"vary", b"Accept")]
-
-
 class MsgpackMiddleware:
-    """Answers in MessagePack when ``Accept`` prefers it; adds ``Vary: Accept``. Request bodies
+    """Answers in MessagePack when ``Accept`` prefers it. Request bodies
     are not touched here: they are decoded after routing and authentication, within the
     route's body limit (:mod:`secevents.server.http.bodies`)."""
 
@@ -92,23 +83,10 @@ class MsgpackMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        answer_msgpack = prefers_msgpack(scope_header(scope, b"accept") or None)
-        await self.app(scope, receive, _MsgpackSender(send) if answer_msgpack else _VarySender(send))
-
-
-class _VarySender:
-    """JSON responses get ``Vary: Accept`` (the same URL may answer in MessagePack)."""
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-
-    async def __call__(self, message: Any) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            content_type = next((v for k, v in headers if k.lower() == b"content-type"), None)
-            if content_type is not None and _media_type(content_type) in _VARYING_TYPES:
-                message = {**message, "headers": _with_vary(headers)}
-        await self.send(message)
+        if prefers_msgpack(scope_header(scope, b"accept") or None):
+            await self.app(scope, receive, _MsgpackSender(send))
+        else:
+            await self.app(scope, receive, send)
 
 
 class _MsgpackSender:
@@ -126,8 +104,6 @@ class _MsgpackSender:
             if content_type is not None and _media_type(content_type) in JSON_TYPES:
                 self.start = {**message, "headers": headers}
                 return
-            if content_type is not None and _media_type(content_type) in MSGPACK_TYPES:
-                message = {**message, "headers": _with_vary(headers)}
             await self.send(message)
             return
         if message["type"] != "http.response.body" or self.start is None:
@@ -154,7 +130,7 @@ class _MsgpackSender:
                 if k.lower() not in (b"content-type", b"content-length")
             ]
             headers += [(b"content-type", MSGPACK.encode()), (b"content-length", str(len(body)).encode())]
-        start: Any = {**self.start, "headers": _with_vary(headers)}
+        start: Any = {**self.start, "headers": headers}
         await self.send(start)
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 

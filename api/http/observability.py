@@ -1,7 +1,7 @@
 """Observability: one structured log line per request, and Prometheus metrics.
 
 Every request (matched routes, unknown paths and requests refused by :mod:`secevents.server.http.limits` alike)
-is logged once by :class:`AccessLogMiddleware` on the ``secevents.access`` logger as a JSON
+is logged once by :class:`AccessLog` on the ``secevents.access`` logger as a JSON
 object: request id, API key id (never the key), client address, method, route template,
 status, body bytes sent (after compression), user agent, time to the first byte and duration to
 the last one (a streamed export's whole stream).
@@ -16,7 +16,6 @@ worker's counters (prometheus_client's multiprocess mode).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -26,8 +25,7 @@ import asyncpg
 import structlog
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from prometheus_client import (
     CollectorRegistry,
@@ -261,59 +259,41 @@ def metrics_endpoint(state: State) -> Response[bytes]:
     )
 
 
-# --- the middleware --------------------------------------------------------------------------
+# --- the access log --------------------------------------------------------------------------
 
 
-class AccessLogMiddleware:
-    """Times every HTTP request, logs it once and counts it.
+class AccessLog:
+    """Times every HTTP request, logs it once and counts it. The edge layer
+    (:mod:`secevents.server.http.edge`), around the whole app and outside Litestar's router,
+    calls it, so requests to unknown paths and requests refused before routing are seen too."""
 
-    Installed around the whole app (see ``secevents.server.app``), outside Litestar's router, so requests
-    to unknown paths and requests refused before routing are seen too.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics | None) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics | None) -> None:
         self.metrics = metrics
         self.log = access_logger()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        structlog.contextvars.bind_contextvars(request_id=state.get("request_id"))
-        started = time.perf_counter()
-        response = _Response()
-
-        async def send_and_watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response.status = message["status"]
-                response.first_byte = time.perf_counter()
-            elif message["type"] == "http.response.body":
-                response.bytes += len(message.get("body", b""))
-            await send(message)
-
+    def begin(self, request_id: str) -> Visit:
+        """A request arrives: lines logged while it is handled carry its id."""
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         if self.metrics is not None:
             self.metrics.in_progress.inc()
+        return Visit()
+
+    def end(self, scope: Scope, visit: Visit) -> None:
+        """After the last body message was handed to the server: a stream's whole duration."""
         try:
-            await self.app(scope, receive, send_and_watch)
-        except asyncio.CancelledError:
-            response.status = 499  # the client went away (nginx's convention)
-            raise
+            self._record(scope, visit, time.perf_counter())
         finally:
-            # After the last body message was handed to the server: a stream's whole duration.
-            self._record(scope, response, started, time.perf_counter())
             structlog.contextvars.unbind_contextvars("request_id")
 
-    def _record(self, scope: Scope, response: _Response, started: float, ended: float) -> None:
+    def _record(self, scope: Scope, visit: Visit, ended: float) -> None:
         state = scope.get("state", {})
         route = scope.get("path_template") or UNMATCHED_ROUTE
         method = str(scope.get("method", ""))
-        status = response.status
-        duration = ended - started
+        status = visit.status
+        duration = ended - visit.started
         if self.metrics is not None:
             self.metrics.in_progress.dec()
-            self.metrics.request_answered(method, route, status, duration, response.bytes)
+            self.metrics.request_answered(method, route, status, duration, visit.bytes)
         if not self.log.isEnabledFor(logging.INFO):
             return  # the access log is off: no event to build and drop
         # secevents.server.http.auth leaves who called in the scope's state: the key's id, never the key.
@@ -329,17 +309,30 @@ class AccessLogMiddleware:
             route=route,
             path=scope["path"],
             status=status,
-            bytes=response.bytes,
+            bytes=visit.bytes,
             user_agent=(scope_header(scope, b"user-agent") or "")[:512] or None,
-            ttfb_ms=round((response.first_byte - started) * 1000, 3) if response.first_byte else None,
+            ttfb_ms=round((visit.first_byte - visit.started) * 1000, 3) if visit.first_byte else None,
             duration_ms=round(duration * 1000, 3),
         )
 
 
-class _Response:
-    """What the access log learns of a response as it goes out."""
+class Visit:
+    """What the access log learns of one request as its response goes out."""
+
+    __slots__ = ("bytes", "first_byte", "started", "status")
 
     def __init__(self) -> None:
+        self.started = time.perf_counter()
         self.status = 500  # what the client gets if the app fails before answering
         self.first_byte: float | None = None
         self.bytes = 0
+
+    def answered(self, status: int) -> None:
+        self.status = status
+        self.first_byte = time.perf_counter()
+
+    def sent(self, body_bytes: int) -> None:
+        self.bytes += body_bytes
+
+    def client_left(self) -> None:
+        self.status = 499  # nginx's convention

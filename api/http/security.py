@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from litestar.config.cors import CORSConfig
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from secevents.server.settings import ApiSettings
 
@@ -32,29 +30,13 @@ _HIDDEN = {b"server", b"x-powered-by"}
 
 
 def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A new list: ``headers`` without those that would tell what runs here, with the security
+    headers they do not set themselves. Added to every HTTP response by the edge layer
+    (:mod:`secevents.server.http.edge`), around the whole app: 404s for unknown paths and refused
+    requests get them too."""
     kept = [(k, v) for k, v in headers if k.lower() not in _HIDDEN]
     present = {k.lower() for k, _ in kept}
     return kept + [(k, v) for k, v in COMMON_HEADERS if k not in present]
-
-
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP response (installed around the whole app, so
-    404s for unknown paths and refused requests get them too)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = with_security_headers(message["headers"])
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def cors_config(settings: ApiSettings) -> CORSConfig | None:
