@@ -86,7 +86,7 @@ async def list_response(
         rows = rows[:limit]
         next_cursor = codec.encode(shape.scope, sort.key_of(rows[-1]))
     body = json_page([row[0] for row in rows], next_cursor)
-    etag = page_etag([(row[-1], row[1]) for row in rows], next_cursor)  # (id, version)
+    etag = page_etag([row[-1] for row in rows], [row[1] for row in rows], next_cursor)
     link = next_link(shape, next_cursor) if next_cursor else None
     return conditional_response(request, settings, body, etag, link=link)
 
