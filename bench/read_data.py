@@ -170,12 +170,13 @@ def legacy_renderer_sql() -> str:
 
 def legacy_page_sql(sql: SqlBuilder, sort: SortOrder, after: tuple[Any, ...] | None, limit: int) -> str:
     """The list query of commit 24d2193: the index walk picks the page, then each document is
-    rendered from the record's rows."""
+    rendered from the record's rows. Rows as this build's handler reads them: ``doc, version,
+    k0, k1…``."""
     if after is not None:
         sql.where(sort.after([sql.param(value) for value in after]))
     keys = ", ".join(f"p.k{n}" for n in range(len(sort.columns)))
     return f"""
-SELECT legacy_incident_doc(p.i) AS doc, {keys}
+SELECT legacy_incident_doc(p.i) AS doc, (p.i).version, {keys}
   FROM (SELECT i, {sort.select_keys()} FROM incidents i
          WHERE {sql.where_sql()}
          ORDER BY {sort.order_by} LIMIT {sql.param(limit + 1)}) p

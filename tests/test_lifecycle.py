@@ -1,11 +1,13 @@
 """The served process: graceful shutdown drains requests in flight; several workers share
 nothing but the database, accept each other's cursors and add up their metrics; no ``Server``
 header tells what runs here. Real servers (granian), in processes of their own, over the test's
-database."""
+database; and an app's lifespan in this process: frozen out of the garbage collector while it
+serves, tracked again once stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -19,6 +21,8 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from secevents.server.app import create_app
+from tests.conftest import make_settings
 from tests.support import SLEEP_PATH, running_sleeps, until, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,3 +154,18 @@ async def test_two_workers_share_cursors_and_metrics(database_url: str) -> None:
                 if s.name == "secevents_http_requests_total" and s.labels["route"] == "/v1/incidents"
             )
             assert served == sent
+
+
+async def test_a_started_app_is_frozen_out_of_the_collector_until_it_stops(database_url: str) -> None:
+    """While it serves, what the app holds is out of the cyclic collector's way; once stopped,
+    nothing stays frozen: the collector sees the app again."""
+    app = create_app(make_settings(database_url))
+    async with app.lifespan():
+        assert gc.get_freeze_count() > 0
+        assert not any(obj is app for obj in gc.get_objects())  # frozen objects are not listed
+        response = await httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t").get(
+            "/v1/incidents"
+        )
+        assert response.status_code == 200
+    assert gc.get_freeze_count() == 0
+    assert any(obj is app for obj in gc.get_objects())  # tracked again: collectable once unreachable
