@@ -130,8 +130,8 @@ def startup_objects_frozen() -> Iterator[None]:
     150,000 of them, a pause of about 15 ms for every request in flight, a few times every 10 s
     under load; collections cost a list page 0.10 ms, 0.06 frozen (bench/results/read.md).
     Unfrozen at shutdown, so that an app that ends in a process that goes on (tests, the
-    benchmarks) can be collected. Nothing is collected first: a started app leaves a few hundred objects of
-    garbage, which then wait for the shutdown."""
+    benchmarks) can be collected. Nothing is collected first: a started app leaves a few
+    hundred objects of garbage, which then wait for the shutdown."""
     gc.freeze()
     try:
         yield

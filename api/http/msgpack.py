@@ -21,15 +21,12 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from secevents.server.http.compression import media_type_of
 from secevents.server.http.headers import scope_header
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack"})
 JSON_TYPES = frozenset({"application/json", "application/problem+json"})
-
-
-def _media_type(value: bytes) -> str:
-    return value.split(b";", 1)[0].strip().lower().decode("latin-1")
 
 
 def _quality(accept: str, media_type: str) -> tuple[float, int]:
@@ -100,8 +97,7 @@ class _MsgpackSender:
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            content_type = next((v for k, v in headers if k.lower() == b"content-type"), None)
-            if content_type is not None and _media_type(content_type) in JSON_TYPES:
+            if media_type_of(headers) in JSON_TYPES:
                 self.start = {**message, "headers": headers}
                 return
             await self.send(message)
