@@ -297,21 +297,27 @@ def _via_app(
     return operation
 
 
+async def _fetch_bare(pool: asyncpg.Pool, sql: str, sql_args: list[Any]) -> list[asyncpg.Record]:
+    """``sql``'s rows on a connection of ``pool``, handed back as the app's reads hand theirs
+    (``unchanged``: without asyncpg's reset query, a second round trip that the release of
+    ``pool.acquire()``'s context manager adds — and that the bare loop paid, and the app did
+    not, from 2026-11-30 until 2026-12-02, bench/results/read.md)."""
+    conn, held = await pool.acquire(), db.HeldConnections()
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *sql_args)
+    except BaseException:
+        await held.release(pool, conn)
+        raise
+    await held.release(pool, conn, unchanged=True)
+    return rows
+
+
 def _bare(pool: asyncpg.Pool, filters: IncidentFilters) -> Callable[[], Awaitable[None]]:
-    """The physical limit: the page's statement on the app's pool, the connection handed back
-    as the app's reads hand theirs (``unchanged``: without asyncpg's reset query, a second
-    round trip that ``pool.acquire()``'s release would add — and that the bare loop paid, and
-    the app did not, from 2026-11-30 to this commit's parent)."""
+    """The physical limit: the page's statement on the app's pool, and its documents joined."""
     sql, sql_args = STORED_PATH(filters, queries.SORTS["-occurred"], None, 50)
 
     async def operation() -> None:
-        conn, held = await pool.acquire(), db.HeldConnections()
-        try:
-            rows = await conn.fetch(sql, *sql_args)
-        except BaseException:
-            await held.release(pool, conn)
-            raise
-        await held.release(pool, conn, unchanged=True)
+        rows = await _fetch_bare(pool, sql, sql_args)
         b"".join((b'{"data":[', b",".join([r[0] for r in rows[:50]]), b'],"next_cursor":null}'))
 
     return operation
@@ -331,15 +337,7 @@ def _floor(app: Litestar, pool: asyncpg.Pool) -> Callable[[], Awaitable[None]]:
 
     async def page(scope: Any, receive: Any, send: Any) -> None:
         sql, sql_args = STORED_PATH(IncidentFilters(), sort, None, 50)
-        conn, held = await db.acquire_within(pool, 5.0), db.HeldConnections()
-        held.hold(conn)
-        try:
-            rows = await conn.fetch(sql, *sql_args)
-        except BaseException:
-            await held.release(pool, conn)
-            raise
-        await held.release(pool, conn, unchanged=True)
-        rows = rows[:50]
+        rows = (await _fetch_bare(pool, sql, sql_args))[:50]
         next_cursor = codec.encode(shape, sort.key_of(rows[-1]))
         body = json_page([row[0] for row in rows], next_cursor)
         etag = page_etag([row[-1] for row in rows], [row[1] for row in rows], next_cursor)
