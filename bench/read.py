@@ -1,5 +1,6 @@
 """Read benchmark: list pages of stored documents through the whole app, against a bare asyncpg
-loop reading the same documents with the same SQL, and against the path this project read by
+loop reading the same documents with the same SQL (the physical limit), against the page's own
+work as one bare ASGI function (the floor of any app), and against the path this project read by
 before documents were stored (rendered per row by ``incident_doc()``, commit 24d2193) — all in
 one run; PostgreSQL's CPU per page; page 1 against page 1,000; renaming an organisation that
 10,000 incidents name while reads go on; page 1 again with one process per core (``--workers``),
@@ -217,13 +218,9 @@ async def measure_all(url: str, backfill_seconds: float | None, args: argparse.N
             total = await conn.fetchval("SELECT count(*) FROM incidents")
             version = await conn.fetchval("SHOW server_version")
         cases = {name: operation(name, app, pool) for name in CASES}
-        rates: dict[str, Rate] = {}
-        # The cases take turns, in reverse order every other round: this machine's speed drifts
-        # by tens of percent within minutes, and a ratio must compare the same minutes.
-        for name in taking_turns(CASES, args.rounds):
-            rate = await measure(pool, cases[name], concurrency=c, seconds=s)
-            rates[name] = rates[name] + rate if name in rates else rate
-            print(f"{name}: {rate.per_second:,.0f}/s", flush=True)
+        rates = await in_turns(
+            CASES, args.rounds, lambda name: measure(pool, cases[name], concurrency=c, seconds=s)
+        )
         queries.list_query = STORED_PATH
 
         cursor = None
@@ -234,11 +231,11 @@ async def measure_all(url: str, backfill_seconds: float | None, args: argparse.N
             cursor = msgspec.json.decode(body)["next_cursor"]
         first = _via_app(app, UNFILTERED, STORED_PATH)
         thousandth = _via_app(app, f"{UNFILTERED}&cursor={cursor}", STORED_PATH)
-        pages: dict[str, Rate] = {}
-        for name in taking_turns(("page 1", "page 1000"), args.rounds):
-            rate = await measure(pool, first if name == "page 1" else thousandth, concurrency=c, seconds=s)
-            pages[name] = pages[name] + rate if name in pages else rate
-        page_1, page_1000 = pages["page 1"], pages["page 1000"]
+        pages = {"page 1": first, "page 1,000": thousandth}
+        by_page = await in_turns(
+            tuple(pages), args.rounds, lambda name: measure(pool, pages[name], concurrency=c, seconds=s)
+        )
+        page_1, page_1000 = by_page["page 1"], by_page["page 1,000"]
 
         plans = {}
         sort = queries.SORTS["-occurred"]
@@ -250,20 +247,30 @@ async def measure_all(url: str, backfill_seconds: float | None, args: argparse.N
                 plans[label] = "\n".join(r[0] for r in rows)
         rename = await measure_rename(app, pool, concurrency=max(2, c // 2), seconds=s)
 
-        served: dict[str, Rate] = {}
-        for name in taking_turns(SERVED_CASES, args.rounds):
-            rate = await measure_in_workers(pool, url, name, workers=args.workers, concurrency=c, seconds=s,
-                                            loop=args.loop)  # fmt: skip
-            served[name] = served[name] + rate if name in served else rate
-            print(f"{name}, {args.workers} processes: {rate.per_second:,.0f}/s", flush=True)
+        served = await in_turns(
+            SERVED_CASES, args.rounds,
+            lambda name: measure_in_workers(pool, url, name, workers=args.workers, concurrency=c, seconds=s,
+                                            loop=args.loop),
+            label=f", {args.workers} processes",
+        )  # fmt: skip
 
     return report(total, version, c, s, args.rounds, rates, page_1, page_1000, plans, rename, backfill_seconds,
                   served, workers=args.workers, loop=args.loop, load=load)  # fmt: skip
 
 
-def taking_turns(cases: tuple[str, ...], rounds: int) -> list[str]:
-    """``cases`` in ``rounds`` rounds, every other one in reverse order."""
-    return [name for n in range(rounds) for name in (cases if n % 2 == 0 else cases[::-1])]
+async def in_turns(
+    cases: tuple[str, ...], rounds: int, read: Callable[[str], Awaitable[Rate]], *, label: str = ""
+) -> dict[str, Rate]:
+    """Each case read ``rounds`` times, the cases taking turns (in reverse order every other
+    round), its readings added up: this machine's speed drifts by tens of percent within
+    minutes, and a ratio must compare the same minutes."""
+    rates: dict[str, Rate] = {}
+    for n in range(rounds):
+        for name in cases if n % 2 == 0 else cases[::-1]:
+            rate = await read(name)
+            rates[name] = rates[name] + rate if name in rates else rate
+            print(f"{name}{label}: {rate.per_second:,.0f}/s", flush=True)
+    return rates
 
 
 def bench_settings(url: str, concurrency: int) -> Settings:
