@@ -45,7 +45,7 @@ from secevents.server.http.observability import (
 from secevents.server.http.security import cors_config
 from secevents.server.importers import seed
 from secevents.server.importers.controller import ImportController
-from secevents.server.openapi import DocumentRenderPlugin, add_write_links, without_generated_examples
+from secevents.server.openapi import DocumentRenderPlugin, without_generated_examples
 from secevents.server.reads.filters import reject_unknown_query_parameters
 from secevents.server.replicas import Replicas
 from secevents.server.revisions.controller import REVISION_CONTROLLERS
@@ -224,7 +224,6 @@ def create_app(settings: Settings) -> Litestar:
     app.asgi_handler = MsgpackMiddleware(ReadRoutingMiddleware(app.asgi_handler))
     without_generated_examples(app)
     _harden(app, settings)
-    add_write_links(app)
     return app
 
 

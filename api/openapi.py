@@ -186,7 +186,8 @@ def without_generated_examples(app: Litestar) -> None:
 def add_write_links(app: Litestar) -> None:
     """Declare OpenAPI links from each ``POST /v1/{resource}`` (its 201) to the operations on
     the record it created — get, update, delete, revisions — with the new ``id`` and ``ETag``.
-    Clients and tools (schemathesis's stateful phase) follow them to chain calls."""
+    Clients and tools (schemathesis's stateful phase) follow them to chain calls. Idempotent:
+    :func:`document` calls it each time."""
     from litestar.openapi.spec import Link, OpenAPIResponse
 
     schema = app.openapi_schema
@@ -220,7 +221,11 @@ def add_write_links(app: Litestar) -> None:
 def document(app: Litestar) -> dict[str, Any]:
     """The app's OpenAPI document, complete: what Litestar derives from the handlers plus
     :func:`with_formats`. The same document is served at ``/schema/openapi.json``, committed as
-    ``openapi/openapi.json`` and read by the SDK generator."""
+    ``openapi/openapi.json`` and read by the SDK generator.
+
+    Litestar derives the schema on first use, here, not when the app is built: that derivation
+    is half of building an app, which a server does once but the tests do for every test."""
+    add_write_links(app)
     spec = with_formats(msgspec.json.decode(msgspec.json.encode(app.openapi_schema.to_schema())))
     document_header_parameters(spec, require_if_match=app.state["settings"].api.require_if_match)
     document_deprecations(app, spec)
