@@ -45,13 +45,24 @@ serve: $(INSTALLED)
 	$(BIN)/secevents serve
 
 ## Lint, type-check, then run the tests on an embedded PostgreSQL and, when
-## SECEVENTS_TEST_DATABASE_URL names a server, on that server too.
+## SECEVENTS_TEST_DATABASE_URL names a server, on that server too, at the same time: the two
+## runs share no database, and each spends most of its time waiting on one (one run keeps the
+## two cores about half busy). The second run's output (its log: .test-server.log) follows
+## the first's; the tests with servers of their own run in the first only.
+SERVER_LOG := .test-server.log
 test: lint system-deps
-	env -u SECEVENTS_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$SECEVENTS_TEST_DATABASE_URL" ]; then \
-		echo "--- again against $$SECEVENTS_TEST_DATABASE_URL (tests with servers of their own ran above)"; \
-		$(BIN)/pytest -m "not own_servers"; \
-	fi
+		$(BIN)/pytest -p no:cacheprovider -m "not own_servers" > $(SERVER_LOG) 2>&1 & server=$$!; \
+		trap 'kill $$server 2>/dev/null' INT TERM; \
+	fi; \
+	echo "env -u SECEVENTS_TEST_DATABASE_URL $(BIN)/pytest"; \
+	env -u SECEVENTS_TEST_DATABASE_URL $(BIN)/pytest; embedded=$$?; \
+	if [ -n "$$server" ]; then \
+		wait $$server; against=$$?; \
+		echo "--- the same suite against $$SECEVENTS_TEST_DATABASE_URL, run alongside (tests with servers of their own ran above only)"; \
+		cat $(SERVER_LOG); \
+	fi; \
+	[ $$embedded -eq 0 ] && [ $${against:-0} -eq 0 ]
 
 ## The tests that race the clock (faults, a frozen database, lifecycle, serving, webhooks, the
 ## change feed) RUNS times in a row while stress-ng keeps both cores busy; stops at the first
