@@ -139,4 +139,4 @@ lint: $(INSTALLED) $(TREE)
 	$(BIN)/python -m openapi.compat
 
 clean:
-	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache $(SERVER_LOG)

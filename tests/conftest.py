@@ -100,15 +100,14 @@ class LaterDrops:
 
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
-        self._pending: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def drop(self, name: str) -> None:
-        task = asyncio.create_task(drop_database(self.server_url, name))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._tasks.append(asyncio.create_task(drop_database(self.server_url, name)))
 
     async def finish(self) -> None:
-        await asyncio.gather(*self._pending)
+        """Every drop done; the first that failed fails the session's teardown."""
+        await asyncio.gather(*self._tasks)
 
 
 @pytest.fixture(scope="session")
