@@ -62,7 +62,7 @@ async def _without_fsync(url: str) -> None:
     drop of the hundreds of databases a run makes waits for the disk (a drop: 15 vs 80 ms on
     PostgreSQL 18). A killed server still loses nothing (what it wrote is in the kernel's
     cache), and the tests of crashes and outages start servers of their own."""
-    conn = await asyncpg.connect(url)
+    conn = await _admin(url)
     try:
         await conn.execute("ALTER SYSTEM SET fsync = off")
         await conn.execute("SELECT pg_reload_conf()")
